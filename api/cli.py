@@ -1,0 +1,241 @@
+"""`gridflow`: the command line for administrators and operators. Every error is one readable line."""
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from engine.bundle import DefinitionRejected
+from engine.errors import EngineError
+from engine.service import Engine
+
+from . import render
+
+PROJECT_PROCESSES = Path(__file__).resolve().parent.parent / "processes"
+
+
+def _engine(ctx) -> Engine:
+    if "engine" not in ctx.obj:
+        ctx.obj["engine"] = Engine(ctx.obj["db"])
+    return ctx.obj["engine"]
+
+
+def _json_object(text: str, what: str = "--data") -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise click.UsageError(f"{what} must be a JSON object, like '{{\"title\": \"...\"}}'")
+    return value
+
+
+def reports_errors(func):
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DefinitionRejected as exc:
+            click.echo("error: deploy refused, nothing was changed:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(2)
+        except EngineError as exc:
+            click.echo(f"error ({exc.code}): {exc}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group()
+@click.option("--db", envvar="GRIDFLOW_DATABASE_URL", default=None,
+              help="Database URL (default sqlite:///gridflow.db; PostgreSQL: postgresql+psycopg://...)")
+@click.pass_context
+def main(ctx, db):
+    """GridFlow: the workflow engine for grid-based social governance (网格化服务管理)."""
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+
+
+@main.command()
+@click.pass_context
+@reports_errors
+def migrate(ctx):
+    """Create or upgrade the database schema."""
+    engine = _engine(ctx)
+    click.echo(f"schema is current on {engine.url}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--by", "deployer", default="admin", show_default=True, help="Who deploys (recorded).")
+@click.pass_context
+@reports_errors
+def deploy(ctx, files, deployer):
+    """Deploy BPMN/DMN files; unchanged content is a no-op, changed content the next version."""
+    from engine.clock import SYSTEM_CLOCK
+    uploads = {path.name: path.read_bytes() for path in files}
+    for outcome in _engine(ctx).definitions.deploy(uploads, deployer, SYSTEM_CLOCK):
+        click.echo(str(outcome))
+
+
+@main.command()
+@click.option("--key", default=None, help="Only this process key.")
+@click.pass_context
+@reports_errors
+def definitions(ctx, key):
+    """List deployed definitions: key, version, content hash, deploy time, deployer."""
+    rows = _engine(ctx).definitions.list(key)
+    if not rows:
+        click.echo("no definitions deployed; run `gridflow deploy processes/*.bpmn`")
+        return
+    click.echo(render.table(["key", "version", "hash", "deployed at (UTC)", "by"],
+                            [[d.key, d.version, d.content_hash[:12], render.when(d.deployed_at), d.deployed_by]
+                             for d in rows]))
+
+
+@main.group()
+def case():
+    """Start, list and show cases."""
+
+
+@case.command("start")
+@click.argument("key")
+@click.option("--data", default="{}", help="Matter data as JSON (title, grid_code, category, ...).")
+@click.option("--version", type=int, default=None, help="Pin a version instead of the latest.")
+@click.option("--actor", default="grid-worker", show_default=True)
+@click.option("--role", default="grid_worker", show_default=True)
+@click.pass_context
+@reports_errors
+def case_start(ctx, key, data, version, actor, role):
+    """Start a case of process KEY."""
+    engine = _engine(ctx)
+    case_id = engine.cases.start(key, _json_object(data), actor=actor, role=role, version=version)
+    click.echo(render.case(engine.queries.case(case_id)))
+
+
+@case.command("show")
+@click.argument("case_id", type=int)
+@click.pass_context
+@reports_errors
+def case_show(ctx, case_id):
+    """A case as it stands, with its open tasks and its timeline."""
+    engine = _engine(ctx)
+    click.echo(render.case(engine.queries.case(case_id)))
+    click.echo(render.timeline(engine.queries.history(case_id)))
+
+
+@case.command("list")
+@click.option("--status", default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.pass_context
+@reports_errors
+def case_list(ctx, status, limit):
+    """List cases."""
+    rows = _engine(ctx).queries.cases(status=status, limit=limit)
+    click.echo(render.table(["id", "process", "v", "status", "level", "grid", "unit", "title"],
+                            [[c.id, c.process_key, c.definition_version, c.status, c.level or "", c.grid_code or "",
+                              c.unit or "", c.title] for c in rows]) if rows else "no cases")
+
+
+@main.command()
+@click.option("--role", default=None, help="grid_worker, grid_agency or responsible_unit")
+@click.option("--unit", default=None)
+@click.option("--grid", default=None)
+@click.option("--level", default=None, help="Agency level: community, township, county, city")
+@click.option("--case", "case_id", type=int, default=None)
+@click.option("--all", "show_all", is_flag=True, help="Include finished tasks.")
+@click.pass_context
+@reports_errors
+def tasks(ctx, role, unit, grid, level, case_id, show_all):
+    """List open human tasks."""
+    rows = _engine(ctx).queries.tasks(role=role, unit=unit, grid_code=grid, agency_level=level, case_id=case_id,
+                                      open_only=not show_all, limit=1000)
+    click.echo(render.tasks(rows) if rows else "no open tasks")
+
+
+@main.group()
+def task():
+    """Act on a human task: complete, sign for (签收), return (退单)."""
+
+
+def _task_role(ctx, task_id, role):
+    return role or _engine(ctx).queries.task(task_id).role
+
+
+@task.command("complete")
+@click.argument("task_id", type=int)
+@click.option("--data", default="{}", help="The task's form data as JSON.")
+@click.option("--actor", default="cli")
+@click.option("--role", default=None, help="Acting role (default: the task's).")
+@click.pass_context
+@reports_errors
+def task_complete(ctx, task_id, data, actor, role):
+    """Complete a task with its form data."""
+    engine = _engine(ctx)
+    payload = _json_object(data)
+    case_id = engine.queries.task(task_id).case_id
+    engine.cases.complete_task(task_id, payload, actor=actor, role=_task_role(ctx, task_id, role))
+    click.echo(render.case(engine.queries.case(case_id)))
+
+
+@task.command("sign")
+@click.argument("task_id", type=int)
+@click.option("--actor", default="cli")
+@click.option("--role", default=None)
+@click.pass_context
+@reports_errors
+def task_sign(ctx, task_id, actor, role):
+    """Sign for a dispatched task (签收)."""
+    engine = _engine(ctx)
+    engine.cases.sign_for(task_id, actor=actor, role=_task_role(ctx, task_id, role))
+    click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
+
+
+@task.command("return")
+@click.argument("task_id", type=int)
+@click.option("--reason", required=True, help="Why the unit is not responsible (required).")
+@click.option("--actor", default="cli")
+@click.option("--role", default=None)
+@click.pass_context
+@reports_errors
+def task_return(ctx, task_id, reason, actor, role):
+    """Return a dispatched task to the agency (退单), with a reason."""
+    engine = _engine(ctx)
+    engine.cases.return_task(task_id, reason, actor=actor, role=_task_role(ctx, task_id, role))
+    click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
+
+
+@main.command()
+@click.argument("case_id", type=int)
+@click.argument("name")
+@click.option("--data", default="{}", help="Message payload as JSON.")
+@click.option("--actor", default="platform")
+@click.option("--role", default="platform")
+@click.pass_context
+@reports_errors
+def message(ctx, case_id, name, data, actor, role):
+    """Send message NAME into a case (a unit system's feedback, a resident's follow-up)."""
+    engine = _engine(ctx)
+    engine.cases.send_message(case_id, name, _json_object(data), actor=actor, role=role)
+    click.echo(render.case(engine.queries.case(case_id)))
+
+
+@main.command()
+@click.option("--processes", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of definitions to deploy (default: the project's processes/).")
+@click.pass_context
+@reports_errors
+def demo(ctx, processes):
+    """Deploy the definitions and run realistic grid matters through their lifecycle."""
+    from .demo import run_demo
+    folder = processes or PROJECT_PROCESSES
+    if not folder.is_dir():
+        raise click.UsageError(f"no processes folder at {folder}; pass --processes")
+    run_demo(_engine(ctx), folder, click.echo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""`gridflow demo`: realistic grid matters run through the deployed grid-matter process.
+
+Runs on an engine clock that moves forward as people act, so the timelines read like a working week.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from engine.clock import FixedClock
+from engine.service import Engine
+
+from . import render
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=render.BEIJING)  # a Monday morning
+
+# A fictional county; the registry issue replaces these with the shipped sample data.
+GRID = "410702001001U001"
+WORKER = "张伟 (网格员)"
+AGENCIES = {"community": "平原路社区网格站", "township": "平原路街道网格中心", "county": "红旗区网格化服务管理中心"}
+
+
+class Matter:
+    """One matter walked through the process by the people who handle it."""
+
+    def __init__(self, engine: Engine, clock: FixedClock, data: dict):
+        self.engine, self.clock = engine, clock
+        self.id = engine.cases.start("grid_matter", data, actor=WORKER, role="grid_worker", clock=clock)
+
+    def _task(self, element: str):
+        for task in self.engine.queries.tasks(case_id=self.id):
+            if task.element_id == element:
+                return task
+        raise RuntimeError(f"case {self.id} has no open {element} task")  # a broken demo, not user input
+
+    def _actor(self, task) -> str:
+        if task.role == "grid_agency":
+            return AGENCIES.get(task.agency_level or "", "网格机构")
+        if task.role == "responsible_unit":
+            return task.unit or "责任单位"
+        return WORKER
+
+    def do(self, element: str, hours: float = 1, **data) -> "Matter":
+        self.clock.advance(hours=hours)
+        task = self._task(element)
+        self.engine.cases.complete_task(task.id, data, actor=self._actor(task), role=task.role, clock=self.clock)
+        return self
+
+    def sign(self, hours: float = 1) -> "Matter":
+        self.clock.advance(hours=hours)
+        task = self._task("handle")
+        self.engine.cases.sign_for(task.id, actor=self._actor(task), role=task.role, clock=self.clock)
+        return self
+
+    def give_back(self, reason: str, hours: float = 1) -> "Matter":
+        self.clock.advance(hours=hours)
+        task = self._task("handle")
+        self.engine.cases.return_task(task.id, reason, actor=self._actor(task), role=task.role, clock=self.clock)
+        return self
+
+    def message(self, name: str, hours: float = 1, **payload) -> "Matter":
+        self.clock.advance(hours=hours)
+        self.engine.cases.send_message(self.id, name, payload, actor="市民回访系统", role="platform",
+                                       clock=self.clock)
+        return self
+
+
+def run_demo(engine: Engine, folder: Path, echo) -> None:
+    uploads = {p.name: p.read_bytes() for p in sorted(folder.glob("*.bpmn")) + sorted(folder.glob("*.dmn"))}
+    clock = FixedClock(START)
+    echo(f"database: {engine.url}")
+    for outcome in engine.definitions.deploy(uploads, "demo-admin", clock):
+        echo(f"deploy  {outcome}")
+
+    cases = []
+    echo("\n1. Self-handled: a grid worker clears a blocked fire escape the same day")
+    m = Matter(engine, clock, {"title": "楼道堆放杂物堵塞消防通道", "grid_code": GRID, "category": "安全隐患排查",
+                               "reporter": {"name": "李秀英", "phone": "13800000001"}})
+    m.do("verify_register", verified=True, within_authority=True)
+    m.do("self_handle", hours=3, resolved=True, result="已督促住户清理杂物，通道恢复畅通")
+    cases.append(m)
+
+    echo("2. Escalated to the street, dispatched, signed for, handled, checked, closed, follow-up")
+    m = Matter(engine, clock, {"title": "小区主干道路灯连续损坏", "grid_code": GRID, "category": "民生事项服务"})
+    m.do("verify_register", verified=True, within_authority=False)
+    m.do("accept_report", decision="escalate")
+    m.do("accept_report", hours=2, decision="file")
+    m.do("dispatch", unit="红旗区城市照明管理所", handling_days=3)
+    m.sign(hours=2)
+    m.do("handle", hours=26, result="更换灯具 6 套，线路检修完毕", final=True)
+    m.do("check_result", hours=4, passed=True, comment="现场核查路灯全部正常")
+    m.do("close_case", summary="按期办结")
+    m.message("resident_follow_up", hours=24, satisfied=True, comment="满意")
+    cases.append(m)
+
+    echo("3. Returned by the first unit (退单) and re-dispatched to the responsible one")
+    m = Matter(engine, clock, {"title": "临街餐馆油烟直排扰民", "grid_code": GRID, "category": "矛盾纠纷排查化解"})
+    m.do("verify_register", verified=True, within_authority=False)
+    m.do("accept_report", decision="file")
+    m.do("dispatch", unit="平原路市场监管所", handling_days=3)
+    m.give_back("油烟排放属生态环境部门职责，非本所管辖", hours=3)
+    m.do("dispatch", unit="红旗区生态环境分局", handling_days=5)
+    m.sign()
+    m.do("handle", hours=30, result="责令安装油烟净化设施并已验收")
+    m.do("check_result", hours=5, passed=False, comment="夜间仍有油烟外溢")
+    m.do("redo", hours=20, result="增设排烟管道引至楼顶")
+    m.do("check_result", hours=3, passed=True)
+    m.do("close_case", summary="经返工后办结")
+    cases.append(m)
+
+    echo("4. Not admissible: a report that does not check out is not filed, with its reason")
+    m = Matter(engine, clock, {"title": "反映小区有人违章搭建", "grid_code": GRID, "category": "安全隐患排查"})
+    m.do("verify_register", verified=False, within_authority=False, reason="现场核实为合法审批的临时设施")
+    cases.append(m)
+
+    for m in cases:
+        echo("")
+        echo(render.case(engine.queries.case(m.id)))
+        echo(render.timeline(engine.queries.history(m.id)))

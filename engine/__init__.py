@@ -1,0 +1,1 @@
+"""GridFlow's engine: definitions, cases, history and storage. Depends on `rules`, never on `api`."""

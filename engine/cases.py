@@ -1,0 +1,321 @@
+"""Commands on cases. Each one loads the case, applies itself, runs engine steps, and commits the new
+state, its human tasks and its history event in one transaction: all of it or none of it."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+import sqlalchemy as sa
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BpmnMessageEventDefinition
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from rules import status as statuses
+from rules import task_lifecycle as lifecycle
+
+from . import history
+from .bundle import properties, role_of
+from .clock import SYSTEM_CLOCK, Clock
+from .db import utcnow
+from .definitions import DefinitionStore, LoadedDefinition
+from .errors import Conflict, InvalidCommand, NotFound
+from .forms import check_data, parse_form
+from .functions import script_engine
+from .models import Case, HistoryEvent, HumanTask
+from .spiff import SERIALIZER
+
+MAX_PAYLOAD_KEYS = 200
+
+
+@dataclass
+class _Run:
+    """What one command did, collected while it runs and written with it."""
+
+    case: Case
+    loaded: LoadedDefinition
+    workflow: BpmnWorkflow
+    clock: Clock
+    tasks: list[HumanTask]
+    status_moves: list = field(default_factory=list)
+    task_moves: list = field(default_factory=list)
+
+    def reach(self, spiff_task) -> None:
+        """An element was reached: a declared status applies now."""
+        target = properties(spiff_task.task_spec).get("status")
+        if target:
+            self.move_status(target, spiff_task.task_spec.bpmn_id, spiff_task.data)
+
+    def move_status(self, target: str, element: str, data: dict) -> None:
+        current = self.case.status
+        if current == target:
+            return
+        try:
+            trigger = statuses.move(current, target)
+        except statuses.UnlawfulMove as exc:
+            raise InvalidCommand(f"{exc} (at {element})") from None
+        if target in statuses.REASON_REQUIRED and not str(data.get("reason") or "").strip():
+            raise InvalidCommand(f"moving the matter to {target} at {element} needs a reason")
+        self.status_moves.append([current, target, trigger, element])
+        self.case.status = target
+
+    def move_task(self, row: HumanTask, action: str, **rules) -> None:
+        before = row.state
+        row.state = lifecycle.apply(before, action, **rules)
+        row.updated_at = self.clock.now()
+        self.task_moves.append([row.id, row.element_id, before, row.state])
+
+
+class CaseService:
+    def __init__(self, sessions, definitions: DefinitionStore):
+        self._sessions = sessions
+        self._definitions = definitions
+
+    # -- commands -----------------------------------------------------------------------------------
+
+    def start(self, key: str, data: dict, *, actor: str, role: str, version: int | None = None,
+              clock: Clock = SYSTEM_CLOCK) -> int:
+        """Start a case on the latest (or the named) version of `key`; returns the case id."""
+        _check_payload(data)
+        info = self._definitions.find(key, version)
+        loaded = self._definitions.load(info.id)
+        now = clock.now()
+        workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock))
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.set_data(**data)
+        case = Case(definition_id=info.id, process_key=key, status="reported", title=str(data.get("title", "")),
+                    grid_code=_str_or_none(data.get("grid_code")), category=_str_or_none(data.get("category")),
+                    state="", state_hash="", last_seq=0, created_at=now, updated_at=now)
+        with self._transaction() as session:
+            session.add(case)
+            session.flush()
+            run = _Run(case, loaded, workflow, clock, [])
+            run.status_moves.append([None, "reported", "report", key])
+            self._advance(run, session)
+            self._commit(session, run, "start", actor, role,
+                         {"key": key, "version": info.version, "data": data}, None)
+            return case.id
+
+    def complete_task(self, task_id: int, data: dict, *, actor: str, role: str,
+                      clock: Clock = SYSTEM_CLOCK) -> None:
+        _check_payload(data)
+
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            fields = parse_form(properties(spiff_task.task_spec).get("form"))
+            problems = check_data(fields, data)
+            if problems:
+                raise InvalidCommand(f"task {row.id} ({row.element_id}): " + "; ".join(problems))
+            run.move_task(row, "complete", sign_required=_sign_required(spiff_task))
+            row.actor = actor
+            spiff_task.set_data(**data)
+            spiff_task.run()
+
+        self._task_command(task_id, "complete", {"data": data}, actor, role, clock, apply)
+
+    def sign_for(self, task_id: int, *, actor: str, role: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            run.move_task(row, "sign_for", sign_required=_sign_required(spiff_task))
+            row.actor = actor
+            run.move_status(properties(spiff_task.task_spec)["status_on_sign"], row.element_id, {})
+
+        self._task_command(task_id, "sign_for", {}, actor, role, clock, apply)
+
+    def return_task(self, task_id: int, reason: str, *, actor: str, role: str,
+                    clock: Clock = SYSTEM_CLOCK) -> None:
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            props = properties(spiff_task.task_spec)
+            limit = props.get("max_returns")
+            if limit is not None and self._count_returns(run, row.element_id) >= int(limit):
+                raise InvalidCommand(f"this matter was already returned {limit} times at {row.element_id}; "
+                                     "the agency's dispatch stands (审定)")
+            run.move_task(row, "return_", returnable="status_on_return" in props, reason=reason)
+            row.actor, row.return_reason = actor, reason
+            run.move_status(props["status_on_return"], row.element_id, {"reason": reason})
+            spiff_task.set_data(returned=True, return_reason=reason)
+            spiff_task.run()
+
+        self._task_command(task_id, "return", {"reason": reason}, actor, role, clock, apply)
+
+    def send_message(self, case_id: int, name: str, payload: dict, *, actor: str, role: str,
+                     clock: Clock = SYSTEM_CLOCK) -> None:
+        """Deliver a message (a unit's feedback from another system, a resident's follow-up) to a case."""
+        _check_payload(payload)
+
+        def apply(run: _Run, session):
+            waiting = _waiting_messages(run.workflow)
+            if name not in waiting:
+                raise InvalidCommand(f"case {case_id} is not waiting for message {name!r}"
+                                     + (f"; it waits for {', '.join(sorted(waiting))}" if waiting else ""))
+            run.workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+
+        self._case_command(case_id, "message", {"name": name, "payload": payload}, actor, role, clock, apply)
+
+    def check_timers(self, case_id: int, *, actor: str = "timer-service", role: str = "system",
+                     clock: Clock = SYSTEM_CLOCK) -> None:
+        """Let the case's due timers fire by `clock`; the deadlines issue's sweep calls this per due case."""
+        self._case_command(case_id, "timers", {}, actor, role, clock, lambda run, session: None)
+
+    # -- the command pipeline -----------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self):
+        """One command, one transaction. The loser of two concurrent commands on a case fails on the
+        case's revision (or the history's unique sequence) wherever the write happens, commit included."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except (StaleDataError, IntegrityError):
+            raise Conflict("the case was changed by another command at the same time; nothing of this one "
+                           "was applied — reload it and try again") from None
+
+    def _task_command(self, task_id, command, payload, actor, role, clock, apply):
+        with self._transaction() as session:
+            row = session.get(HumanTask, task_id)
+            if row is None:
+                raise NotFound(f"no task {task_id}")
+            if role != row.role:
+                raise InvalidCommand(f"task {task_id} is for the {row.role} role, not {role}")
+            if row.state not in lifecycle.OPEN_STATES:
+                raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
+            run = self._load(session, row.case_id, clock)
+            spiff_task = run.workflow.get_task_from_id(UUID(row.spiff_task_id))
+            if spiff_task is None or spiff_task.state != TaskState.READY:
+                raise Conflict(f"task {task_id} is no longer waiting in its case")
+            row = next(t for t in run.tasks if t.id == task_id)
+            status_before = run.case.status
+            try:
+                apply(run, row, spiff_task)
+            except lifecycle.TaskActionRefused as exc:
+                raise InvalidCommand(f"task {task_id}: {exc}") from None
+            except SpiffWorkflowException as exc:
+                raise InvalidCommand(f"task {task_id}: {_spiff_message(exc)}") from None
+            self._advance(run, session)
+            self._commit(session, run, command, actor, role,
+                         {"task_id": task_id, "element": row.element_id, **payload}, status_before)
+
+    def _case_command(self, case_id, command, payload, actor, role, clock, apply):
+        with self._transaction() as session:
+            run = self._load(session, case_id, clock)
+            status_before = run.case.status
+            try:
+                apply(run, session)
+            except SpiffWorkflowException as exc:
+                raise InvalidCommand(f"case {case_id}: {_spiff_message(exc)}") from None
+            self._advance(run, session)
+            self._commit(session, run, command, actor, role, payload, status_before)
+
+    def _load(self, session, case_id: int, clock: Clock) -> _Run:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise NotFound(f"no case {case_id}")
+        loaded = self._definitions.load(case.definition_id)
+        workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, script_engine(clock))
+        tasks = list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id)
+                                     .order_by(HumanTask.id)))
+        return _Run(case, loaded, workflow, clock, tasks)
+
+    def _advance(self, run: _Run, session) -> None:
+        """Run engine steps and bring human-task rows and the status in line with the workflow."""
+        try:
+            run.workflow.refresh_timers()
+            run.workflow.do_engine_steps(did_complete_task=run.reach)
+        except InvalidCommand:
+            raise
+        except SpiffWorkflowException as exc:
+            raise InvalidCommand(f"case {run.case.id}: {_spiff_message(exc)}") from None
+        ready = {str(t.id): t for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)}
+        known = {row.spiff_task_id: row for row in run.tasks}
+        now = run.clock.now()
+        for row in run.tasks:
+            if row.state in lifecycle.OPEN_STATES and row.spiff_task_id not in ready:
+                run.move_task(row, "cancel")
+        for spiff_id, spiff_task in ready.items():
+            if spiff_id in known:
+                continue
+            row = self._offer(run, spiff_task, now)
+            session.add(row)
+            session.flush()
+            run.tasks.append(row)
+            run.task_moves.append([row.id, row.element_id, None, row.state])
+            run.reach(spiff_task)
+
+    @staticmethod
+    def _offer(run: _Run, spiff_task, now: datetime) -> HumanTask:
+        ts = spiff_task.task_spec
+        props = properties(ts)
+        data = spiff_task.data
+        return HumanTask(case_id=run.case.id, spiff_task_id=str(spiff_task.id), element_id=ts.bpmn_id,
+                         name=ts.bpmn_name or ts.bpmn_id, role=role_of(ts) or "unassigned",
+                         grid_code=_str_or_none(data.get("grid_code")),
+                         unit=_str_or_none(data.get(props["unit"])) if "unit" in props else None,
+                         agency_level=_str_or_none(data.get(props["agency_level"])) if "agency_level" in props
+                         else None,
+                         state="offered", created_at=now, updated_at=now)
+
+    def _commit(self, session, run: _Run, command, actor, role, payload, status_before) -> None:
+        case, workflow = run.case, run.workflow
+        data = workflow.last_task.data if workflow.last_task is not None else {}
+        case.level = _str_or_none(data.get("level")) or case.level
+        case.unit = _str_or_none(data.get("unit")) or case.unit
+        case.state = SERIALIZER.dumps(workflow)
+        case.state_hash = history.state_hash(workflow, case.status, case.level,
+                                             [(t.element_id, t.state) for t in run.tasks])
+        now = run.clock.now()
+        case.updated_at = now
+        if workflow.is_completed() and case.finished_at is None:
+            case.finished_at = now
+        prev = session.scalars(sa.select(HistoryEvent.event_hash).where(HistoryEvent.case_id == case.id)
+                               .order_by(HistoryEvent.seq.desc()).limit(1)).first() or history.GENESIS
+        case.last_seq += 1
+        fields = history.EventFields(
+            case.id, case.last_seq, command, actor, role, payload, now, case.definition_id, status_before,
+            case.status, {"status": run.status_moves, "tasks": run.task_moves}, case.state_hash, prev)
+        session.add(HistoryEvent(**fields.__dict__, event_hash=fields.digest(),
+                                 # wall time of the write, beside the command's clock time
+                                 recorded_at=utcnow()))
+
+    @staticmethod
+    def _count_returns(run: _Run, element_id: str) -> int:
+        return sum(1 for t in run.tasks if t.element_id == element_id and t.state == "returned")
+
+
+def _waiting_messages(workflow) -> set[str]:
+    """Names of the messages some waiting event of the case would catch (an event-based gateway
+    waits on several at once)."""
+    names = set()
+    for task in workflow.event_manager.tasks.values():
+        definition = task.task_spec.event_definition
+        for candidate in getattr(definition, "event_definitions", None) or [definition]:
+            if isinstance(candidate, BpmnMessageEventDefinition):
+                names.add(candidate.name)
+    return names
+
+
+def _sign_required(spiff_task) -> bool:
+    return "status_on_sign" in properties(spiff_task.task_spec)
+
+
+def _check_payload(data) -> None:
+    if not isinstance(data, dict):
+        raise InvalidCommand("data must be a JSON object")
+    if len(data) > MAX_PAYLOAD_KEYS:
+        raise InvalidCommand(f"data has {len(data)} fields; the limit is {MAX_PAYLOAD_KEYS}")
+    bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("_")]
+    if bad:
+        raise InvalidCommand(f"field names must be identifiers not starting with '_': {bad[:5]}")
+
+
+def _str_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _spiff_message(exc: SpiffWorkflowException) -> str:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return message
+
+

@@ -1,0 +1,86 @@
+"""The hash-chained event log of a case and the state hash each event carries.
+
+An event's hash covers its own fields and the previous event's hash, so changing, deleting, inserting or
+reordering events breaks the chain at a place `verify_chain` reports. The state hash is taken over the
+meaning of the state (element names, task states, data), not over SpiffWorkflow's JSON, which holds random
+task ids and wall-clock stamps: an audit replay must reproduce it exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from SpiffWorkflow.util.task import TaskState
+
+GENESIS = "0" * 64
+
+
+def canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def sha256(value) -> str:
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+_LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+
+
+def state_hash(workflow, status: str, level: str | None, tasks: list[tuple[str, str]]) -> str:
+    """`tasks`: (element id, lifecycle state) of the case's human tasks in creation order."""
+    tree = []
+    for task in workflow.get_tasks():
+        entry = [task.task_spec.name, task.state, task.internal_data]
+        if task.has_state(_LIVE):
+            entry.append(task.data)
+        tree.append(entry)
+    return sha256({"tree": tree, "data": workflow.data, "status": status, "level": level, "tasks": tasks})
+
+
+@dataclass(frozen=True)
+class EventFields:
+    case_id: int
+    seq: int
+    command: str
+    actor: str
+    role: str
+    payload: dict
+    clock_time: datetime
+    definition_id: int
+    status_before: str | None
+    status_after: str
+    effects: dict
+    state_hash: str
+    prev_hash: str
+
+    def digest(self) -> str:
+        fields = dict(self.__dict__)
+        fields["clock_time"] = self.clock_time.isoformat()
+        return sha256(fields)
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    case_id: int
+    seq: int
+    reason: str
+
+
+def verify_chain(case_id: int, events) -> BrokenLink | None:
+    """The first broken link of a case's events (ordered by seq), or None when the chain holds."""
+    prev = GENESIS
+    for position, event in enumerate(events, start=1):
+        if event.seq != position:
+            return BrokenLink(case_id, position, f"expected event {position}, found {event.seq}: "
+                                                 "an event was deleted, inserted or reordered")
+        if event.prev_hash != prev:
+            return BrokenLink(case_id, position, "previous-hash link does not match: an event before it changed")
+        fields = EventFields(case_id, event.seq, event.command, event.actor, event.role, event.payload,
+                             event.clock_time, event.definition_id, event.status_before, event.status_after,
+                             event.effects, event.state_hash, event.prev_hash)
+        if fields.digest() != event.event_hash:
+            return BrokenLink(case_id, position, "event content does not match its hash: it was edited")
+        prev = event.event_hash
+    return None

@@ -1,0 +1,101 @@
+"""Tables. A case row holds the workflow instance state (the spec is stored once, on its definition)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .db import JSON, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Definition(Base):
+    __tablename__ = "definitions"
+    __table_args__ = (sa.UniqueConstraint("key", "version", name="uq_definition_key_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), index=True)
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(sa.String(500), default="")
+    content_hash: Mapped[str] = mapped_column(sa.String(64))
+    # {file name: XML text}: the main file and the files its call activities reach, as deployed.
+    files: Mapped[dict] = mapped_column(JSON)
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deployed_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    definition_id: Mapped[int] = mapped_column(sa.ForeignKey("definitions.id"), index=True)
+    process_key: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(40), index=True)
+    level: Mapped[str | None] = mapped_column(sa.String(40))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    unit: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    title: Mapped[str] = mapped_column(sa.String(500), default="")
+    category: Mapped[str | None] = mapped_column(sa.String(100))
+    state: Mapped[str] = mapped_column(sa.Text)
+    state_hash: Mapped[str] = mapped_column(sa.String(64))
+    last_seq: Mapped[int] = mapped_column(default=0)
+    revision: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Optimistic concurrency: of two commands on one case the second to commit fails and is reported
+    # as a conflict instead of silently overwriting the first.
+    __mapper_args__ = {"version_id_col": revision}
+
+
+class HumanTask(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        sa.Index("ix_tasks_open_role", "state", "role"),
+        sa.UniqueConstraint("case_id", "spiff_task_id", name="uq_task_spiff_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    spiff_task_id: Mapped[str] = mapped_column(sa.String(36))
+    element_id: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(500))
+    role: Mapped[str] = mapped_column(sa.String(40))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(40))
+    unit: Mapped[str | None] = mapped_column(sa.String(100))
+    agency_level: Mapped[str | None] = mapped_column(sa.String(40))
+    state: Mapped[str] = mapped_column(sa.String(40))
+    return_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class HistoryEvent(Base):
+    """Append-only; each row carries the previous row's hash so edits, deletions and reorderings show."""
+
+    __tablename__ = "history_events"
+    __table_args__ = (sa.UniqueConstraint("case_id", "seq", name="uq_history_case_seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    seq: Mapped[int]
+    command: Mapped[str] = mapped_column(sa.String(40))
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(40))
+    payload: Mapped[dict] = mapped_column(JSON)
+    clock_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    definition_id: Mapped[int] = mapped_column(sa.ForeignKey("definitions.id"))
+    status_before: Mapped[str | None] = mapped_column(sa.String(40))
+    status_after: Mapped[str] = mapped_column(sa.String(40))
+    # What the command changed: status moves and task moves, in order.
+    effects: Mapped[dict] = mapped_column(JSON)
+    state_hash: Mapped[str] = mapped_column(sa.String(64))
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    event_hash: Mapped[str] = mapped_column(sa.String(64))

@@ -1,0 +1,23 @@
+"""The engine as one object: what the CLI and the HTTP API call."""
+from __future__ import annotations
+
+from .cases import CaseService
+from .db import database_url, make_engine, make_sessionmaker
+from .definitions import DefinitionStore
+from .queries import CaseQueries
+from .schema import upgrade
+
+
+class Engine:
+    def __init__(self, url: str | None = None, *, migrate: bool = True, **engine_kwargs):
+        self.url = database_url(url)
+        self.db = make_engine(self.url, **engine_kwargs)
+        if migrate:
+            upgrade(self.db)
+        self.sessions = make_sessionmaker(self.db)
+        self.definitions = DefinitionStore(self.sessions)
+        self.cases = CaseService(self.sessions, self.definitions)
+        self.queries = CaseQueries(self.sessions)
+
+    def close(self) -> None:
+        self.db.dispose()
