@@ -4,7 +4,7 @@ Runs on an engine clock that moves forward as people act, so the timelines read 
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from engine.clock import FixedClock
@@ -13,11 +13,30 @@ from engine.service import Engine
 from . import render
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=render.BEIJING)  # a Monday morning
+OFFICE_HOURS = (9, 18)
 
 # A fictional county; the registry issue replaces these with the shipped sample data.
 GRID = "410702001001U001"
 WORKER = "张伟 (网格员)"
 AGENCIES = {"community": "平原路社区网格站", "township": "平原路街道网格中心", "county": "红旗区网格化服务管理中心"}
+
+
+def _after(clock: FixedClock, hours: float) -> None:
+    """Move the clock on by `hours` of office time, so that people act on weekdays between 9 and 18."""
+    remaining = timedelta(hours=hours)
+    while remaining > timedelta(0):
+        now = clock.now().astimezone(render.BEIJING)
+        close = now.replace(hour=OFFICE_HOURS[1], minute=0, second=0, microsecond=0)
+        if now.weekday() >= 5 or now >= close or now.hour < OFFICE_HOURS[0]:
+            next_day = now if now.hour < OFFICE_HOURS[0] and now.weekday() < 5 else now + timedelta(days=1)
+            opening = next_day.replace(hour=OFFICE_HOURS[0], minute=0, second=0, microsecond=0)
+            while opening.weekday() >= 5:
+                opening += timedelta(days=1)
+            clock.set(opening)
+            continue
+        step = min(remaining, close - now)
+        clock.set(now + step)
+        remaining -= step
 
 
 class Matter:
@@ -41,25 +60,25 @@ class Matter:
         return WORKER
 
     def do(self, element: str, hours: float = 1, **data) -> "Matter":
-        self.clock.advance(hours=hours)
+        _after(self.clock, hours)
         task = self._task(element)
         self.engine.cases.complete_task(task.id, data, actor=self._actor(task), role=task.role, clock=self.clock)
         return self
 
     def sign(self, hours: float = 1) -> "Matter":
-        self.clock.advance(hours=hours)
+        _after(self.clock, hours)
         task = self._task("handle")
         self.engine.cases.sign_for(task.id, actor=self._actor(task), role=task.role, clock=self.clock)
         return self
 
     def give_back(self, reason: str, hours: float = 1) -> "Matter":
-        self.clock.advance(hours=hours)
+        _after(self.clock, hours)
         task = self._task("handle")
         self.engine.cases.return_task(task.id, reason, actor=self._actor(task), role=task.role, clock=self.clock)
         return self
 
     def message(self, name: str, hours: float = 1, **payload) -> "Matter":
-        self.clock.advance(hours=hours)
+        _after(self.clock, hours)
         self.engine.cases.send_message(self.id, name, payload, actor="市民回访系统", role="platform",
                                        clock=self.clock)
         return self
@@ -87,10 +106,10 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     m.do("accept_report", hours=2, decision="file")
     m.do("dispatch", unit="红旗区城市照明管理所", handling_days=3)
     m.sign(hours=2)
-    m.do("handle", hours=26, result="更换灯具 6 套，线路检修完毕", final=True)
+    m.do("handle", hours=14, result="更换灯具 6 套，线路检修完毕", final=True)
     m.do("check_result", hours=4, passed=True, comment="现场核查路灯全部正常")
     m.do("close_case", summary="按期办结")
-    m.message("resident_follow_up", hours=24, satisfied=True, comment="满意")
+    m.message("resident_follow_up", hours=6, satisfied=True, comment="满意")
     cases.append(m)
 
     echo("3. Returned by the first unit (退单) and re-dispatched to the responsible one")

@@ -45,16 +45,23 @@ def case(view) -> str:
             f"{'   grid ' + view.grid_code if view.grid_code else ''}"
             f"{'   unit ' + view.unit if view.unit else ''}"
             f"{'   finished ' + when(view.finished_at) if view.finished_at else ''}")
-    if not view.open_tasks:
-        return head + "\n  no open tasks"
-    return head + "\n  open tasks:\n" + "\n".join("    " + line for line in tasks(view.open_tasks).splitlines())
+    lines = [head]
+    if view.open_tasks:
+        lines.append("  open tasks:")
+        lines += ["    " + line for line in tasks(view.open_tasks).splitlines()]
+    for waiting in view.waiting:
+        due = f", due {when(waiting.due_at)}" if waiting.due_at else ""
+        lines.append(f"  waiting for {waiting.kind} {waiting.name}{due}")
+    if len(lines) == 1:
+        lines.append("  no open tasks")
+    return "\n".join(lines)
 
 
 def timeline(events) -> str:
     rows = []
     for event in events:
         what = COMMANDS.get(event.command, event.command)
-        element = event.payload.get("element")
+        element = event.payload.get("task_name") or event.payload.get("element")
         if element:
             what += f" {element}"
         if event.command == "message":

@@ -183,11 +183,12 @@ class CaseService:
             if row.state not in lifecycle.OPEN_STATES:
                 raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
             run = self._load(session, row.case_id, clock)
+            status_before = run.case.status
+            self._advance(run, session)  # a deadline that passed before this command takes effect first
             spiff_task = run.workflow.get_task_from_id(UUID(row.spiff_task_id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict(f"task {task_id} is no longer waiting in its case")
             row = next(t for t in run.tasks if t.id == task_id)
-            status_before = run.case.status
             try:
                 apply(run, row, spiff_task)
             except lifecycle.TaskActionRefused as exc:
@@ -195,13 +196,14 @@ class CaseService:
             except SpiffWorkflowException as exc:
                 raise InvalidCommand(f"task {task_id}: {_spiff_message(exc)}") from None
             self._advance(run, session)
-            self._commit(session, run, command, actor, role,
-                         {"task_id": task_id, "element": row.element_id, **payload}, status_before)
+            payload = {"task_id": task_id, "element": row.element_id, "task_name": row.name, **payload}
+            self._commit(session, run, command, actor, role, payload, status_before)
 
     def _case_command(self, case_id, command, payload, actor, role, clock, apply):
         with self._transaction() as session:
             run = self._load(session, case_id, clock)
             status_before = run.case.status
+            self._advance(run, session)
             try:
                 apply(run, session)
             except SpiffWorkflowException as exc:
@@ -220,12 +222,13 @@ class CaseService:
         return _Run(case, loaded, workflow, clock, tasks)
 
     def _advance(self, run: _Run, session) -> None:
-        """Run engine steps and bring human-task rows and the status in line with the workflow."""
+        """Let due timers fire, run engine steps, and bring human-task rows and the status in line.
+
+        Commands call this before they act too, so a unit reporting back after its deadline is late
+        even when no timer sweep ran in between."""
         try:
             run.workflow.refresh_timers()
             run.workflow.do_engine_steps(did_complete_task=run.reach)
-        except InvalidCommand:
-            raise
         except SpiffWorkflowException as exc:
             raise InvalidCommand(f"case {run.case.id}: {_spiff_message(exc)}") from None
         ready = {str(t.id): t for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)}

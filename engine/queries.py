@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.util.task import TaskState
 
 from rules.task_lifecycle import OPEN_STATES
 
@@ -48,6 +51,16 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """An event the case waits for: a message from outside, or a timer with its due time."""
+
+    element_id: str
+    name: str
+    kind: str  # "message", "timer" or "event"
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CaseView:
     id: int
     process_key: str
@@ -64,6 +77,7 @@ class CaseView:
     finished_at: datetime | None
     data: dict
     open_tasks: list[TaskView]
+    waiting: list[Waiting]
 
 
 def _task_view(row: HumanTask) -> TaskView:
@@ -72,8 +86,9 @@ def _task_view(row: HumanTask) -> TaskView:
 
 
 class CaseQueries:
-    def __init__(self, sessions):
+    def __init__(self, sessions, definitions):
         self._sessions = sessions
+        self._definitions = definitions
 
     def tasks(self, *, role: str | None = None, unit: str | None = None, grid_code: str | None = None,
               agency_level: str | None = None, case_id: int | None = None, open_only: bool = True,
@@ -104,9 +119,30 @@ class CaseQueries:
             tasks = session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id,
                                                                HumanTask.state.in_(sorted(OPEN_STATES)))
                                     .order_by(HumanTask.id))
+            state = json.loads(row.state)
             return CaseView(row.id, row.process_key, version, row.definition_id, row.status, row.level,
                             row.grid_code, row.unit, row.title, row.category, row.created_at, row.updated_at,
-                            row.finished_at, _case_data(row.state), [_task_view(t) for t in tasks])
+                            row.finished_at, _case_data(state), [_task_view(t) for t in tasks],
+                            self._waiting(row.definition_id, state))
+
+    def _waiting(self, definition_id: int, state: dict) -> list[Waiting]:
+        elements = self._definitions.load(definition_id).elements
+        found = []
+        for task in state.get("tasks", {}).values():
+            if task["state"] != TaskState.WAITING:
+                continue
+            spec = elements.get(task["task_spec"])
+            definitions = _event_definitions(spec)
+            if not definitions:
+                continue
+            for definition in definitions:
+                kind = "timer" if isinstance(definition, TimerEventDefinition) else \
+                    "message" if isinstance(definition, MessageEventDefinition) else "event"
+                due = task["internal_data"].get("event_value") if kind == "timer" else None
+                name = definition.name or spec.bpmn_name or spec.bpmn_id
+                found.append(Waiting(spec.bpmn_id, name, kind,
+                                     TimerEventDefinition.get_datetime(due) if isinstance(due, str) else None))
+        return found
 
     def cases(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[CaseView]:
         query = sa.select(Case.id).order_by(Case.id).limit(limit).offset(offset)
@@ -127,9 +163,16 @@ class CaseQueries:
                     for r in rows]
 
 
-def _case_data(state: str) -> dict:
+def _event_definitions(spec) -> list:
+    definition = getattr(spec, "event_definition", None)
+    if definition is None:
+        return []
+    # An event-based gateway waits on all the events that follow it at once.
+    return list(getattr(definition, "event_definitions", None) or [definition])
+
+
+def _case_data(dct: dict) -> dict:
     """The data of the case as it stands: the data its latest task saw."""
-    dct = json.loads(state)
     last = dct.get("last_task")
     tasks = dct.get("tasks", {})
     if last in tasks:

@@ -17,7 +17,7 @@ class Engine:
         self.sessions = make_sessionmaker(self.db)
         self.definitions = DefinitionStore(self.sessions)
         self.cases = CaseService(self.sessions, self.definitions)
-        self.queries = CaseQueries(self.sessions)
+        self.queries = CaseQueries(self.sessions, self.definitions)
 
     def close(self) -> None:
         self.db.dispose()

@@ -205,6 +205,15 @@ def test_handling_deadline_fires_by_the_injected_clock_and_not_a_second_before(d
     assert walk.view.status == "verifying"
 
 
+def test_a_late_report_is_late_even_without_a_timer_sweep(deployed, clock):
+    walk = Walk(deployed, clock).dispatched(days=3)
+    walk.sign()
+    clock.advance(days=4)
+    walk.do("handle", result="迟到的反馈")
+    assert walk.statuses()[-4:] == ["in_progress", "overdue", "feedback_submitted", "verifying"]
+    assert sorted(walk.open) == ["check_result", "explain_overdue"]
+
+
 def test_a_running_case_stays_on_its_version(deployed, clock):
     old = Walk(deployed, clock)
     changed = grid_matter_upload()["grid_matter.bpmn"].replace("核查 Check the result".encode(), "核查 v2".encode())
