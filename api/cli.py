@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from functools import wraps
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from engine.bundle import DefinitionRejected
 from engine.errors import EngineError
@@ -46,6 +48,15 @@ def reports_errors(func):
         except EngineError as exc:
             click.echo(f"error ({exc.code}): {exc}", err=True)
             sys.exit(1)
+        except OperationalError as exc:
+            click.echo(f"error (database): {str(exc.orig).strip()}; check --db / GRIDFLOW_DATABASE_URL", err=True)
+            sys.exit(1)
+        except Exception as exc:  # a defect: say so in one line; GRIDFLOW_DEBUG=1 shows the traceback
+            if os.environ.get("GRIDFLOW_DEBUG"):
+                raise
+            click.echo(f"error (internal): {type(exc).__name__}: {exc} — please report it; "
+                       "rerun with GRIDFLOW_DEBUG=1 for details", err=True)
+            sys.exit(70)
     return wrapper
 
 

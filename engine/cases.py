@@ -13,7 +13,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from rules import status as statuses
@@ -172,6 +172,11 @@ class CaseService:
         except (StaleDataError, IntegrityError):
             raise Conflict("the case was changed by another command at the same time; nothing of this one "
                            "was applied — reload it and try again") from None
+        except OperationalError as exc:
+            if "locked" in str(exc.orig):  # SQLite: another writer held the database past the busy timeout
+                raise Conflict("the database is busy with another command; nothing was applied — try again") \
+                    from None
+            raise
 
     def _task_command(self, task_id, command, payload, actor, role, clock, apply):
         with self._transaction() as session:

@@ -57,8 +57,7 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # pysqlite's own transaction handling defers BEGIN and breaks SERIALIZABLE-like behaviour;
-        # we issue BEGIN IMMEDIATE ourselves so a writer takes the lock before it reads the case.
+        # pysqlite's own transaction handling would decide when to BEGIN; we issue it ourselves.
         engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
 
@@ -67,16 +66,24 @@ def make_engine(url: str | None = None, **kwargs) -> sa.Engine:
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            # Writers take the write lock up front so that two commands on a case queue up instead of
+            # failing on a stale snapshot; readers start deferred and never block a writer under WAL.
+            immediate = conn.get_execution_options().get(WRITER_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
 
 
-def make_sessionmaker(engine: sa.Engine) -> sessionmaker:
-    return sessionmaker(engine, expire_on_commit=False)
+WRITER_OPTION = "gridflow_writer"
+
+
+def make_sessionmaker(engine: sa.Engine, *, writer: bool) -> sessionmaker:
+    """Sessions for commands (`writer`) or for reads; the difference matters on SQLite only."""
+    bind = engine.execution_options(**{WRITER_OPTION: True}) if writer else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 def utcnow() -> datetime:

@@ -52,8 +52,9 @@ def _info(row: Definition) -> DefinitionInfo:
 
 
 class DefinitionStore:
-    def __init__(self, sessions):
+    def __init__(self, sessions, readers):
         self._sessions = sessions
+        self._readers = readers
         self._cache: dict[int, LoadedDefinition] = {}
         self._lock = threading.Lock()
 
@@ -70,7 +71,7 @@ class DefinitionStore:
                 texts[name] = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise DefinitionRejected([Problem(name, "", "file is not UTF-8 text")]) from None
-        with self._sessions() as session:
+        with self._readers() as session:
             deployed = self._latest_rows(session)
         built = [bundles.build(files, key) for key, files in self._bundle_files(texts, deployed).items()]
         with self._sessions() as session, session.begin():
@@ -135,14 +136,14 @@ class DefinitionStore:
     # -- read ---------------------------------------------------------------------------------------
 
     def list(self, key: str | None = None) -> list[DefinitionInfo]:
-        with self._sessions() as session:
+        with self._readers() as session:
             query = sa.select(Definition).order_by(Definition.key, Definition.version)
             if key:
                 query = query.where(Definition.key == key)
             return [_info(row) for row in session.scalars(query)]
 
     def find(self, key: str, version: int | None = None) -> DefinitionInfo:
-        with self._sessions() as session:
+        with self._readers() as session:
             query = sa.select(Definition).where(Definition.key == key)
             query = query.where(Definition.version == version) if version else \
                 query.order_by(Definition.version.desc()).limit(1)
@@ -153,7 +154,7 @@ class DefinitionStore:
         return _info(row)
 
     def files(self, definition_id: int) -> dict[str, str]:
-        with self._sessions() as session:
+        with self._readers() as session:
             row = session.get(Definition, definition_id)
             if row is None:
                 raise NotFound(f"no definition with id {definition_id}")
@@ -164,7 +165,7 @@ class DefinitionStore:
         loaded = self._cache.get(definition_id)
         if loaded is not None:
             return loaded
-        with self._sessions() as session:
+        with self._readers() as session:
             row = session.get(Definition, definition_id)
             if row is None:
                 raise NotFound(f"no definition with id {definition_id}")

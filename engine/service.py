@@ -14,10 +14,11 @@ class Engine:
         self.db = make_engine(self.url, **engine_kwargs)
         if migrate:
             upgrade(self.db)
-        self.sessions = make_sessionmaker(self.db)
-        self.definitions = DefinitionStore(self.sessions)
+        self.sessions = make_sessionmaker(self.db, writer=True)
+        self.readers = make_sessionmaker(self.db, writer=False)
+        self.definitions = DefinitionStore(self.sessions, self.readers)
         self.cases = CaseService(self.sessions, self.definitions)
-        self.queries = CaseQueries(self.sessions, self.definitions)
+        self.queries = CaseQueries(self.readers, self.definitions)
 
     def close(self) -> None:
         self.db.dispose()
