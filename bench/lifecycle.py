@@ -153,7 +153,6 @@ def mark(ok: bool) -> str:
 
 
 def report(cases: int, db_label: str, is_sqlite: bool, engine_times: dict, bare_times: dict) -> None:
-    ratio_note = "" if is_sqlite else " (target set for SQLite)"
     print(f"\nGridFlow lifecycle benchmark: {cases} cases x {len(STEPS)} commands per side "
           f"(+{WARMUP} warm-up cases), database: {db_label}")
     print(f"{'command':<9}{'count':>6} | {'engine ms: mean':>15}{'p50':>7}{'p95':>7} | "
@@ -166,7 +165,7 @@ def report(cases: int, db_label: str, is_sqlite: bool, engine_times: dict, bare_
         ratio = e_mean / b_mean
         print(f"{kind:<9}{len(engine_values):>6} | {e_mean:>15.3f}{e_p50:>7.3f}{e_p95:>7.3f} | "
               f"{b_mean:>13.3f}{b_p50:>7.3f}{b_p95:>7.3f} | {ratio:>5.2f}x  <= {TARGET_RATIO:g}x "
-              f"{mark(ratio <= TARGET_RATIO)}{ratio_note}")
+              f"{mark(ratio <= TARGET_RATIO)}")
     total_engine = sum(rows[-1][1]) / 1e9
     total_bare = sum(rows[-1][2]) / 1e9
     commands = len(rows[-1][1])
@@ -175,8 +174,9 @@ def report(cases: int, db_label: str, is_sqlite: bool, engine_times: dict, bare_
     print(f"\nengine: {commands} commands in {total_engine:.2f} s of command time = {rate:,.0f} commands/s "
           f"(one process, one thread)   target >= {TARGET_RATE}/s   {mark(rate >= TARGET_RATE)}")
     print(f"bare SpiffWorkflow: {commands / total_bare:,.0f} steps/s")
-    print(f"overall engine/bare: {ratio:.2f}x   target <= {TARGET_RATIO:g}x   {mark(ratio <= TARGET_RATIO)}"
-          f"{ratio_note}")
+    print(f"overall engine/bare: {ratio:.2f}x   target <= {TARGET_RATIO:g}x   {mark(ratio <= TARGET_RATIO)}")
+    if not is_sqlite:
+        print("(the ratio target is set for SQLite; on this database it is shown for reference)")
 
 
 def main(argv=None) -> int:
