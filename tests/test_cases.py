@@ -255,3 +255,70 @@ def test_a_failing_engine_step_leaves_the_case_as_it_was(engine, clock):
         assert (after.state, after.last_seq) == (before_state, before_seq)
         assert s.query(HistoryEvent).filter_by(case_id=walk.id).count() == before_seq
     assert walk.task("dispatch").state == "offered"
+
+
+def test_an_unlawful_move_at_run_time_is_refused_and_applies_nothing(engine, clock):
+    """Deploy checks paths without evaluating conditions; a wrongly drawn condition is caught when it runs."""
+    xml = grid_matter_upload()["grid_matter.bpmn"].decode()
+    assert xml.count('tFormalExpression">returned</bpmn:conditionExpression>') == 1
+    xml = xml.replace('tFormalExpression">returned</bpmn:conditionExpression>',
+                      'tFormalExpression">not returned</bpmn:conditionExpression>')
+    engine.definitions.deploy({"grid_matter.bpmn": xml.encode()}, "admin", clock)
+    walk = Walk(engine, clock).dispatched().sign().do("handle", result="done")  # wrongly routed back
+    task = walk.task("dispatch")
+    with pytest.raises(InvalidCommand, match="unlawful status move in_progress → dispatched"):
+        engine.cases.complete_task(task.id, {"unit": "U2", "handling_days": 2}, actor="a", role="grid_agency",
+                                   clock=clock)
+    assert walk.view.status == "in_progress" and walk.task("dispatch").state == "offered"
+
+
+def test_only_dispatched_tasks_can_be_returned(deployed, clock):
+    walk = Walk(deployed, clock)
+    task = walk.task("verify_register")
+    with pytest.raises(InvalidCommand, match="cannot be returned"):
+        deployed.cases.return_task(task.id, "not mine", actor="w", role="grid_worker", clock=clock)
+
+
+def test_each_command_reads_its_own_clock_even_across_threads(deployed):
+    """Two commands at once in two threads, each on its own clock: each timer is due by its own time."""
+    import threading
+
+    from engine.clock import FixedClock
+    from tests.conftest import T0
+
+    clocks = [FixedClock(T0), FixedClock(T0 + timedelta(days=30))]
+    walks, errors = [None, None], []
+
+    def run(i):
+        try:
+            walks[i] = Walk(deployed, clocks[i]).dispatched(days=2)
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for walk, clock in zip(walks, clocks):
+        due = [w.due_at for w in walk.view.waiting if w.kind == "timer"]
+        assert due == [clock.now() + timedelta(days=2)]
+
+
+def test_timestamps_are_utc_on_both_databases(deployed):
+    from datetime import datetime, timezone
+
+    from engine.clock import FixedClock
+
+    beijing = timezone(timedelta(hours=8))
+    clock = FixedClock(datetime(2026, 11, 2, 9, 0, tzinfo=beijing))
+    walk = Walk(deployed, clock)
+    view = walk.view
+    assert view.created_at == datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
+    assert view.created_at.utcoffset() == timedelta(0)
+    with deployed.sessions() as s:
+        import sqlalchemy as sa
+        found = s.scalars(sa.select(Case.id).where(Case.created_at < datetime(2026, 11, 2, 1, 30,
+                                                                             tzinfo=timezone.utc))).all()
+    assert walk.id in found
