@@ -283,7 +283,7 @@ class CaseService:
         fields = history.EventFields(
             case.id, case.last_seq, command, actor, role, payload, now, case.definition_id, status_before,
             case.status, {"status": run.status_moves, "tasks": run.task_moves}, case.state_hash, prev)
-        session.add(HistoryEvent(**fields.__dict__, event_hash=fields.digest(),
+        session.add(HistoryEvent(**vars(fields), event_hash=fields.digest(),
                                  # wall time of the write, beside the command's clock time
                                  recorded_at=utcnow()))
 

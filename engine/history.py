@@ -56,9 +56,9 @@ class EventFields:
     prev_hash: str
 
     def digest(self) -> str:
-        fields = dict(self.__dict__)
-        fields["clock_time"] = self.clock_time.isoformat()
-        return sha256(fields)
+        hashed = {name: getattr(self, name) for name in EventFields.__dataclass_fields__}
+        hashed["clock_time"] = self.clock_time.isoformat()
+        return sha256(hashed)
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,8 @@ def verify_chain(case_id: int, events) -> BrokenLink | None:
                                                  "an event was deleted, inserted or reordered")
         if event.prev_hash != prev:
             return BrokenLink(case_id, position, "previous-hash link does not match: an event before it changed")
-        fields = EventFields(case_id, event.seq, event.command, event.actor, event.role, event.payload,
-                             event.clock_time, event.definition_id, event.status_before, event.status_after,
-                             event.effects, event.state_hash, event.prev_hash)
-        if fields.digest() != event.event_hash:
+        recorded = EventFields(**{name: getattr(event, name) for name in EventFields.__dataclass_fields__})
+        if recorded.case_id != case_id or recorded.digest() != event.event_hash:
             return BrokenLink(case_id, position, "event content does not match its hash: it was edited")
         prev = event.event_hash
     return None

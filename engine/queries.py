@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from SpiffWorkflow.util.task import TaskState
 from rules.task_lifecycle import OPEN_STATES
 
 from .errors import NotFound
+from .history import EventFields
 from .models import Case, Definition, HistoryEvent, HumanTask
 
 
@@ -34,19 +35,9 @@ class TaskView:
 
 
 @dataclass(frozen=True)
-class EventView:
-    seq: int
-    command: str
-    actor: str
-    role: str
-    payload: dict
-    clock_time: datetime
-    definition_id: int
-    status_before: str | None
-    status_after: str
-    effects: dict
-    state_hash: str
-    prev_hash: str
+class EventView(EventFields):
+    """A recorded history event: what was hashed, and its hash."""
+
     event_hash: str
 
 
@@ -78,6 +69,9 @@ class CaseView:
     data: dict
     open_tasks: list[TaskView]
     waiting: list[Waiting]
+
+
+_EVENT_FIELDS = [f.name for f in fields(EventView)]
 
 
 def _task_view(row: HumanTask) -> TaskView:
@@ -158,9 +152,7 @@ class CaseQueries:
                 raise NotFound(f"no case {case_id}")
             rows = session.scalars(sa.select(HistoryEvent).where(HistoryEvent.case_id == case_id)
                                    .order_by(HistoryEvent.seq))
-            return [EventView(r.seq, r.command, r.actor, r.role, r.payload, r.clock_time, r.definition_id,
-                              r.status_before, r.status_after, r.effects, r.state_hash, r.prev_hash, r.event_hash)
-                    for r in rows]
+            return [EventView(**{f: getattr(r, f) for f in _EVENT_FIELDS}) for r in rows]
 
 
 def _event_definitions(spec) -> list:
