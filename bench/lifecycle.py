@@ -78,7 +78,7 @@ def engine_lifecycle(engine: Engine, times: dict[str, list[int]]) -> None:
         else:
             cases.send_message(case_id, element, dict(data), actor="回访", role=role, clock=clock)
         times[kind].append(time.perf_counter_ns() - started)
-    with engine.sessions() as session:
+    with engine.readers() as session:
         case = session.get(Case, case_id)
         if case.status != "evaluated" or case.finished_at is None or case.last_seq != len(STEPS):
             raise Aborted(f"engine case {case_id} ended {case.status!r} after {case.last_seq} events "
