@@ -10,6 +10,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BpmnMessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -68,7 +69,7 @@ class _Run:
         before = row.state
         row.state = lifecycle.apply(before, action, **rules)
         row.updated_at = self.clock.now()
-        self.task_moves.append([row.id, row.element_id, before, row.state])
+        self.task_moves.append((row, before, row.state))
 
 
 class CaseService:
@@ -82,18 +83,18 @@ class CaseService:
               clock: Clock = SYSTEM_CLOCK) -> int:
         """Start a case on the latest (or the named) version of `key`; returns the case id."""
         _check_payload(data)
-        info = self._definitions.find(key, version)
-        loaded = self._definitions.load(info.id)
         now = clock.now()
-        workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock))
-        for task in workflow.get_tasks(state=TaskState.READY):
-            task.set_data(**data)
-        case = Case(definition_id=info.id, process_key=key, status="reported", title=str(data.get("title", "")),
-                    grid_code=_str_or_none(data.get("grid_code")), category=_str_or_none(data.get("category")),
-                    state="", state_hash="", last_seq=0, created_at=now, updated_at=now)
         with self._transaction() as session:
+            info = self._definitions.find(key, version, session=session)
+            loaded = self._definitions.load(info.id)
+            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock))
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.set_data(**data)
+            case = Case(definition_id=info.id, process_key=key, status="reported",
+                        title=str(data.get("title", "")), grid_code=_str_or_none(data.get("grid_code")),
+                        category=_str_or_none(data.get("category")), state="", state_hash="", last_seq=0,
+                        last_event_hash=history.GENESIS, created_at=now, updated_at=now)
             session.add(case)
-            session.flush()
             run = _Run(case, loaded, workflow, clock, [])
             run.status_moves.append([None, "reported", "report", key])
             self._advance(run, session)
@@ -180,20 +181,26 @@ class CaseService:
 
     def _task_command(self, task_id, command, payload, actor, role, clock, apply):
         with self._transaction() as session:
-            row = session.get(HumanTask, task_id)
+            # The case and its tasks in one statement, so they come from one snapshot. Reading tasks
+            # before the case could pair stale task rows with a fresh case revision, and the revision
+            # check on the case would then let a second sign-for through.
+            case_of_task = sa.select(HumanTask.case_id).where(HumanTask.id == task_id).scalar_subquery()
+            rows = session.execute(sa.select(Case, HumanTask).join(HumanTask, HumanTask.case_id == Case.id)
+                                   .where(Case.id == case_of_task).order_by(HumanTask.id)).all()
+            tasks = [t for _, t in rows]
+            row = next((t for t in tasks if t.id == task_id), None)
             if row is None:
                 raise NotFound(f"no task {task_id}")
             if role != row.role:
                 raise InvalidCommand(f"task {task_id} is for the {row.role} role, not {role}")
             if row.state not in lifecycle.OPEN_STATES:
                 raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
-            run = self._load(session, row.case_id, clock)
+            run = self._load(session, row.case_id, clock, tasks)
             status_before = run.case.status
-            self._advance(run, session)  # a deadline that passed before this command takes effect first
+            self._advance_if_due(run, session)  # a deadline that passed before this command takes effect first
             spiff_task = run.workflow.get_task_from_id(UUID(row.spiff_task_id))
             if spiff_task is None or spiff_task.state != TaskState.READY:
                 raise Conflict(f"task {task_id} is no longer waiting in its case")
-            row = next(t for t in run.tasks if t.id == task_id)
             try:
                 apply(run, row, spiff_task)
             except lifecycle.TaskActionRefused as exc:
@@ -208,7 +215,7 @@ class CaseService:
         with self._transaction() as session:
             run = self._load(session, case_id, clock)
             status_before = run.case.status
-            self._advance(run, session)
+            self._advance_if_due(run, session)
             try:
                 apply(run, session)
             except SpiffWorkflowException as exc:
@@ -216,15 +223,22 @@ class CaseService:
             self._advance(run, session)
             self._commit(session, run, command, actor, role, payload, status_before)
 
-    def _load(self, session, case_id: int, clock: Clock) -> _Run:
+    def _load(self, session, case_id: int, clock: Clock, tasks: list[HumanTask] | None = None) -> _Run:
+        """The case first, then its tasks (unless given, read with it): a task row may be newer than the
+        case revision it is checked against, never older."""
         case = session.get(Case, case_id)
         if case is None:
             raise NotFound(f"no case {case_id}")
         loaded = self._definitions.load(case.definition_id)
         workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, script_engine(clock))
-        tasks = list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id)
-                                     .order_by(HumanTask.id)))
+        if tasks is None:
+            tasks = list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id)
+                                         .order_by(HumanTask.id)))
         return _Run(case, loaded, workflow, clock, tasks)
+
+    def _advance_if_due(self, run: _Run, session) -> None:
+        if _timer_due(run.workflow, run.clock.now()):
+            self._advance(run, session)
 
     def _advance(self, run: _Run, session) -> None:
         """Let due timers fire, run engine steps, and bring human-task rows and the status in line.
@@ -247,9 +261,8 @@ class CaseService:
                 continue
             row = self._offer(run, spiff_task, now)
             session.add(row)
-            session.flush()
             run.tasks.append(row)
-            run.task_moves.append([row.id, row.element_id, None, row.state])
+            run.task_moves.append((row, None, row.state))
             run.reach(spiff_task)
 
     @staticmethod
@@ -257,7 +270,7 @@ class CaseService:
         ts = spiff_task.task_spec
         props = properties(ts)
         data = spiff_task.data
-        return HumanTask(case_id=run.case.id, spiff_task_id=str(spiff_task.id), element_id=ts.bpmn_id,
+        return HumanTask(case=run.case, spiff_task_id=str(spiff_task.id), element_id=ts.bpmn_id,
                          name=ts.bpmn_name or ts.bpmn_id, role=role_of(ts) or "unassigned",
                          grid_code=_str_or_none(data.get("grid_code")),
                          unit=_str_or_none(data.get(props["unit"])) if "unit" in props else None,
@@ -277,19 +290,37 @@ class CaseService:
         case.updated_at = now
         if workflow.is_completed() and case.finished_at is None:
             case.finished_at = now
-        prev = session.scalars(sa.select(HistoryEvent.event_hash).where(HistoryEvent.case_id == case.id)
-                               .order_by(HistoryEvent.seq.desc()).limit(1)).first() or history.GENESIS
         case.last_seq += 1
+        prev = case.last_event_hash
+        if case.id is None:  # a new case: its id goes into the event's hash
+            session.flush()
+        # Tasks are named by their SpiffWorkflow id, known before the rows are written, so the case, its
+        # tasks and the event go to the database in one flush at commit.
+        task_moves = [[row.spiff_task_id, row.element_id, before, after] for row, before, after in run.task_moves]
         fields = history.EventFields(
             case.id, case.last_seq, command, actor, role, payload, now, case.definition_id, status_before,
-            case.status, {"status": run.status_moves, "tasks": run.task_moves}, case.state_hash, prev)
-        session.add(HistoryEvent(**vars(fields), event_hash=fields.digest(),
+            case.status, {"status": run.status_moves, "tasks": task_moves}, case.state_hash, prev)
+        case.last_event_hash = fields.digest()
+        session.add(HistoryEvent(**vars(fields), event_hash=case.last_event_hash,
                                  # wall time of the write, beside the command's clock time
                                  recorded_at=utcnow()))
 
     @staticmethod
     def _count_returns(run: _Run, element_id: str) -> int:
         return sum(1 for t in run.tasks if t.element_id == element_id and t.state == "returned")
+
+
+def _timer_due(workflow, now: datetime) -> bool:
+    """Whether a waiting timer of the case is past due, without running the workflow."""
+    for task in workflow.event_manager.tasks.values():
+        definition = task.task_spec.event_definition
+        candidates = getattr(definition, "event_definitions", None) or [definition]
+        if not any(isinstance(c, TimerEventDefinition) for c in candidates):
+            continue
+        due = task.internal_data.get("event_value")
+        if not isinstance(due, str) or TimerEventDefinition.get_datetime(due) < now:
+            return True
+    return False
 
 
 def _waiting_messages(workflow) -> set[str]:

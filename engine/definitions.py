@@ -142,12 +142,16 @@ class DefinitionStore:
                 query = query.where(Definition.key == key)
             return [_info(row) for row in session.scalars(query)]
 
-    def find(self, key: str, version: int | None = None) -> DefinitionInfo:
-        with self._readers() as session:
-            query = sa.select(Definition).where(Definition.key == key)
-            query = query.where(Definition.version == version) if version else \
-                query.order_by(Definition.version.desc()).limit(1)
+    def find(self, key: str, version: int | None = None, session=None) -> DefinitionInfo:
+        """The named version, or the latest; pass the command's `session` to read inside its transaction."""
+        query = sa.select(Definition).where(Definition.key == key)
+        query = query.where(Definition.version == version) if version else \
+            query.order_by(Definition.version.desc()).limit(1)
+        if session is not None:
             row = session.scalars(query).first()
+        else:
+            with self._readers() as own:
+                row = own.scalars(query).first()
         if row is None:
             raise NotFound(f"no definition {key!r}" + (f" version {version}" if version else "") +
                            "; deploy it with `gridflow deploy FILE`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .db import JSON, UTCDateTime
 
@@ -43,6 +43,8 @@ class Case(Base):
     state: Mapped[str] = mapped_column(sa.Text)
     state_hash: Mapped[str] = mapped_column(sa.String(64))
     last_seq: Mapped[int] = mapped_column(default=0)
+    # The head of the history chain, kept here so a command links its event without a lookup.
+    last_event_hash: Mapped[str] = mapped_column(sa.String(64))
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -62,6 +64,7 @@ class HumanTask(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    case: Mapped[Case] = relationship(lazy="raise")  # lets a new case and its first tasks insert in one flush
     spiff_task_id: Mapped[str] = mapped_column(sa.String(36))
     element_id: Mapped[str] = mapped_column(sa.String(200))
     name: Mapped[str] = mapped_column(sa.String(500))
@@ -74,6 +77,10 @@ class HumanTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str | None] = mapped_column(sa.String(200))
+    revision: Mapped[int] = mapped_column(default=1)
+
+    # A task row written from a stale read fails, whatever order a command read its rows in.
+    __mapper_args__ = {"version_id_col": revision}
 
 
 class HistoryEvent(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 11:29:57.127814
+Create Date: 2026-11-27
 """
 from alembic import op
 import sqlalchemy as sa
@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('state', sa.Text(), nullable=False),
     sa.Column('state_hash', sa.String(length=64), nullable=False),
     sa.Column('last_seq', sa.Integer(), nullable=False),
+    sa.Column('last_event_hash', sa.String(length=64), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=False),
@@ -98,6 +99,7 @@ def upgrade() -> None:
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=True),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('case_id', 'spiff_task_id', name='uq_task_spiff_id')
