@@ -157,9 +157,17 @@ class CaseService:
         self._case_command(case_id, "message", {"name": name, "payload": payload}, actor, role, clock, apply)
 
     def check_timers(self, case_id: int, *, actor: str = "timer-service", role: str = "system",
-                     clock: Clock = SYSTEM_CLOCK) -> None:
-        """Let the case's due timers fire by `clock`; the deadlines issue's sweep calls this per due case."""
-        self._case_command(case_id, "timers", {}, actor, role, clock, lambda run, session: None)
+                     clock: Clock = SYSTEM_CLOCK) -> bool:
+        """Let the case's due timers fire by `clock`, as a command of its own in the history; returns
+        whether any was due (nothing is written when none was)."""
+        with self._transaction() as session:
+            run = self._load(session, case_id, clock)
+            if not _timer_due(run.workflow, clock.now()):
+                return False
+            status_before = run.case.status
+            self._advance(run, session)
+            self._commit(session, run, "timers", actor, role, {}, status_before)
+            return True
 
     # -- the command pipeline -----------------------------------------------------------------------
 

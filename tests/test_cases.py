@@ -192,11 +192,15 @@ def test_handling_deadline_fires_by_the_injected_clock_and_not_a_second_before(d
     walk = Walk(deployed, clock).dispatched(days=3)
     due = clock.now() + timedelta(days=3)
     clock.set(due)
-    deployed.cases.check_timers(walk.id, clock=clock)
+    events = len(deployed.queries.history(walk.id))
+    assert deployed.cases.check_timers(walk.id, clock=clock) is False
     assert "explain_overdue" not in walk.open and walk.view.status == "dispatched"
+    assert len(deployed.queries.history(walk.id)) == events
     clock.set(due + timedelta(seconds=1))
-    deployed.cases.check_timers(walk.id, clock=clock)
+    assert deployed.cases.check_timers(walk.id, clock=clock) is True
     assert walk.view.status == "overdue"
+    fired = deployed.queries.history(walk.id)[-1]
+    assert (fired.command, fired.actor, fired.clock_time) == ("timers", "timer-service", clock.now())
     explain = walk.task("explain_overdue")
     assert (explain.role, explain.unit, explain.agency_level) == ("responsible_unit", "路灯所", "community")
     assert "handle" in walk.open  # the unit can still report back, late

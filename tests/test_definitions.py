@@ -79,13 +79,20 @@ def test_oversized_file_is_refused(engine, clock):
     assert "limit" in str(rejected(engine, clock, {"huge.bpmn": huge}))
 
 
-def test_unsupported_element_is_named(engine, clock):
-    body = """<bpmn:serviceTask id="svc"/>
+@pytest.mark.parametrize("element,tag", [
+    ('<bpmn:serviceTask id="svc"/>', "serviceTask"),
+    ('<bpmn:intermediateCatchEvent id="svc"><bpmn:timerEventDefinition id="td">'
+     '<bpmn:timeCycle>"R3/PT1H"</bpmn:timeCycle></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>',
+     "timeCycle"),
+    ('<bpmn:complexGateway id="svc"/>', "complexGateway"),
+])
+def test_unsupported_element_is_named(engine, clock, element, tag):
+    body = f"""{element}
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="svc"/>
     <bpmn:sequenceFlow id="f2" sourceRef="svc" targetRef="end"/>"""
     problem = rejected(engine, clock, {"svc.bpmn": tiny(body)}).problems[0]
-    assert (problem.file, problem.element) == ("svc.bpmn", "svc")
-    assert "serviceTask" in problem.message
+    assert (problem.file, problem.element) == ("svc.bpmn", "svc" if tag != "timeCycle" else "td")
+    assert tag in problem.message
 
 
 def test_missing_call_activity_target_is_named(engine, clock):
