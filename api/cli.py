@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from functools import wraps
 from pathlib import Path
@@ -66,6 +67,8 @@ def reports_errors(func):
 @click.pass_context
 def main(ctx, db):
     """GridFlow: the workflow engine for grid-based social governance (网格化服务管理)."""
+    # Piped into `head` or a pager that quits early: stop quietly like any Unix tool.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
 
