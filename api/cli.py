@@ -238,6 +238,29 @@ def message(ctx, case_id, name, data, actor, role):
 
 
 @main.command()
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=10, show_default=True,
+              help="Seconds between sweeps (a wake-up is also set for the next due timer).")
+@click.option("--batch", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Cases fired per transaction.")
+@click.option("--once", is_flag=True, help="Sweep once (fire everything due now) and exit.")
+@click.pass_context
+@reports_errors
+def worker(ctx, interval, batch, once):
+    """Run the timer service: fire due deadlines exactly once, catching up after downtime."""
+    from engine.clock import SYSTEM_CLOCK
+    from engine.worker import TimerWorker, worker_name
+    engine = _engine(ctx)
+    if once:
+        result = engine.timers.sweep(SYSTEM_CLOCK, worker=worker_name(), batch=batch,
+                                     progress=lambda r: click.echo(f"  fired {r.fired_cases} cases...", err=True))
+        click.echo(f"fired timers of {result.fired_cases} cases, {result.failed_cases} failed")
+        for error in result.errors:
+            click.echo(f"  error: {error}")
+        return
+    TimerWorker(engine, interval=interval, batch=batch, report=click.echo).run()
+
+
+@main.command()
 @click.option("--processes", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of definitions to deploy (default: the project's processes/).")
 @click.pass_context

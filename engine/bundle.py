@@ -331,6 +331,6 @@ def _successors(ts):
             if host is not None and host is not ts:
                 outs.remove(out)
                 outs.append(host)
-    if ts.inputs and ts.inputs[0].__class__.__name__ == "BoundaryEventSplit":
+    if not isinstance(ts, BoundaryEvent) and ts.inputs and ts.inputs[0].__class__.__name__ == "BoundaryEventSplit":
         outs.extend(o for o in ts.inputs[0].outputs if isinstance(o, BoundaryEvent))
     return outs

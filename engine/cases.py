@@ -10,7 +10,6 @@ from uuid import UUID
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BpmnMessageEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -20,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from rules import status as statuses
 from rules import task_lifecycle as lifecycle
 
-from . import history
+from . import history, timers
 from .bundle import properties, role_of
 from .clock import SYSTEM_CLOCK, Clock
 from .db import utcnow
@@ -84,7 +83,7 @@ class CaseService:
         """Start a case on the latest (or the named) version of `key`; returns the case id."""
         _check_payload(data)
         now = clock.now()
-        with self._transaction() as session:
+        with self.transaction() as session:
             info = self._definitions.find(key, version, session=session)
             loaded = self._definitions.load(info.id)
             workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock))
@@ -93,7 +92,7 @@ class CaseService:
             case = Case(definition_id=info.id, process_key=key, status="reported",
                         title=str(data.get("title", "")), grid_code=_str_or_none(data.get("grid_code")),
                         category=_str_or_none(data.get("category")), state="", state_hash="", last_seq=0,
-                        last_event_hash=history.GENESIS, created_at=now, updated_at=now)
+                        last_event_hash=history.GENESIS, pending_timers={}, created_at=now, updated_at=now)
             session.add(case)
             run = _Run(case, loaded, workflow, clock, [])
             run.status_moves.append([None, "reported", "report", key])
@@ -156,23 +155,30 @@ class CaseService:
 
         self._case_command(case_id, "message", {"name": name, "payload": payload}, actor, role, clock, apply)
 
-    def check_timers(self, case_id: int, *, actor: str = "timer-service", role: str = "system",
-                     clock: Clock = SYSTEM_CLOCK) -> bool:
+    def check_timers(self, case_id: int, *, actor: str = "timer-service", clock: Clock = SYSTEM_CLOCK) -> bool:
         """Let the case's due timers fire by `clock`, as a command of its own in the history; returns
         whether any was due (nothing is written when none was)."""
-        with self._transaction() as session:
-            run = self._load(session, case_id, clock)
-            if not _timer_due(run.workflow, clock.now()):
-                return False
-            status_before = run.case.status
-            self._advance(run, session)
-            self._commit(session, run, "timers", actor, role, {}, status_before)
-            return True
+        with self.transaction() as session:
+            return self.fire_due_timers(session, case_id, clock=clock, actor=actor)
+
+    def fire_due_timers(self, session, case_id: int, *, clock: Clock, actor: str) -> bool:
+        """The timer command inside a transaction the caller owns (the sweep claims cases in its own)."""
+        run = self._load(session, case_id, clock)
+        now = clock.now()
+        due = [t for t in timers.waiting_timers(run.workflow) if t.due_at is not None and t.due_at < now]
+        if not due:
+            return False
+        status_before = run.case.status
+        self._advance(run, session)
+        # The time each timer was due, beside the command's clock time (when it ran): lag after downtime.
+        payload = {"due": [{"element": t.element_id, "due_at": t.due_at.isoformat()} for t in due]}
+        self._commit(session, run, "timers", actor, "system", payload, status_before)
+        return True
 
     # -- the command pipeline -----------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self):
+    def transaction(self):
         """One command, one transaction. The loser of two concurrent commands on a case fails on the
         case's revision (or the history's unique sequence) wherever the write happens, commit included."""
         try:
@@ -188,7 +194,7 @@ class CaseService:
             raise
 
     def _task_command(self, task_id, command, payload, actor, role, clock, apply):
-        with self._transaction() as session:
+        with self.transaction() as session:
             # The case and its tasks in one statement, so they come from one snapshot. Reading tasks
             # before the case could pair stale task rows with a fresh case revision, and the revision
             # check on the case would then let a second sign-for through.
@@ -220,7 +226,7 @@ class CaseService:
             self._commit(session, run, command, actor, role, payload, status_before)
 
     def _case_command(self, case_id, command, payload, actor, role, clock, apply):
-        with self._transaction() as session:
+        with self.transaction() as session:
             run = self._load(session, case_id, clock)
             status_before = run.case.status
             self._advance_if_due(run, session)
@@ -245,7 +251,7 @@ class CaseService:
         return _Run(case, loaded, workflow, clock, tasks)
 
     def _advance_if_due(self, run: _Run, session) -> None:
-        if _timer_due(run.workflow, run.clock.now()):
+        if timers.any_due(run.workflow, run.clock.now()):
             self._advance(run, session)
 
     def _advance(self, run: _Run, session) -> None:
@@ -305,9 +311,11 @@ class CaseService:
         # Tasks are named by their SpiffWorkflow id, known before the rows are written, so the case, its
         # tasks and the event go to the database in one flush at commit.
         task_moves = [[row.spiff_task_id, row.element_id, before, after] for row, before, after in run.task_moves]
+        timer_changes = timers.sync(session, case, workflow, now)
         fields = history.EventFields(
             case.id, case.last_seq, command, actor, role, payload, now, case.definition_id, status_before,
-            case.status, {"status": run.status_moves, "tasks": task_moves}, case.state_hash, prev)
+            case.status, {"status": run.status_moves, "tasks": task_moves, "timers": timer_changes},
+            case.state_hash, prev)
         case.last_event_hash = fields.digest()
         session.add(HistoryEvent(**vars(fields), event_hash=case.last_event_hash,
                                  # wall time of the write, beside the command's clock time
@@ -316,19 +324,6 @@ class CaseService:
     @staticmethod
     def _count_returns(run: _Run, element_id: str) -> int:
         return sum(1 for t in run.tasks if t.element_id == element_id and t.state == "returned")
-
-
-def _timer_due(workflow, now: datetime) -> bool:
-    """Whether a waiting timer of the case is past due, without running the workflow."""
-    for task in workflow.event_manager.tasks.values():
-        definition = task.task_spec.event_definition
-        candidates = getattr(definition, "event_definitions", None) or [definition]
-        if not any(isinstance(c, TimerEventDefinition) for c in candidates):
-            continue
-        due = task.internal_data.get("event_value")
-        if not isinstance(due, str) or TimerEventDefinition.get_datetime(due) < now:
-            return True
-    return False
 
 
 def _waiting_messages(workflow) -> set[str]:

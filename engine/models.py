@@ -45,6 +45,9 @@ class Case(Base):
     last_seq: Mapped[int] = mapped_column(default=0)
     # The head of the history chain, kept here so a command links its event without a lookup.
     last_event_hash: Mapped[str] = mapped_column(sa.String(64))
+    # {SpiffWorkflow task id: due ISO time} of this case's pending rows in `timers`, written with them,
+    # so a command knows what to change there without reading the table.
+    pending_timers: Mapped[dict] = mapped_column(JSON, default=dict)
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -106,3 +109,28 @@ class HistoryEvent(Base):
     state_hash: Mapped[str] = mapped_column(sa.String(64))
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     event_hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class Timer(Base):
+    """Every waiting BPMN timer of every case: the database, not the scheduler, is the truth."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        # The sweep asks "which pending timers are due?": a partial index keeps that cheap however many
+        # timers have fired before.
+        sa.Index("ix_timers_pending_due", "due_at", postgresql_where=sa.text("state = 'pending'"),
+                 sqlite_where=sa.text("state = 'pending'")),
+        sa.Index("ix_timers_case", "case_id", "spiff_task_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"))
+    case: Mapped[Case] = relationship(lazy="raise")
+    spiff_task_id: Mapped[str] = mapped_column(sa.String(36))
+    element_id: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str] = mapped_column(sa.String(500))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(sa.String(20))  # pending, fired, cancelled, error
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)

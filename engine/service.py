@@ -6,6 +6,7 @@ from .db import database_url, make_engine, make_sessionmaker
 from .definitions import DefinitionStore
 from .queries import CaseQueries
 from .schema import upgrade
+from .timers import TimerService
 
 
 class Engine:
@@ -19,6 +20,7 @@ class Engine:
         self.definitions = DefinitionStore(self.sessions, self.readers)
         self.cases = CaseService(self.sessions, self.definitions)
         self.queries = CaseQueries(self.readers, self.definitions)
+        self.timers = TimerService(self.sessions, self.readers, self.cases)
 
     def close(self) -> None:
         self.db.dispose()

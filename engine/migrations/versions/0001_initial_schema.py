@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.Column('state_hash', sa.String(length=64), nullable=False),
     sa.Column('last_seq', sa.Integer(), nullable=False),
     sa.Column('last_event_hash', sa.String(length=64), nullable=False),
+    sa.Column('pending_timers', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=False),
@@ -108,11 +109,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tasks_case_id'), ['case_id'], unique=False)
         batch_op.create_index('ix_tasks_open_role', ['state', 'role'], unique=False)
 
+    op.create_table('timers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('spiff_task_id', sa.String(length=36), nullable=False),
+    sa.Column('element_id', sa.String(length=200), nullable=False),
+    sa.Column('name', sa.String(length=500), nullable=False),
+    sa.Column('due_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', engine.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('timers', schema=None) as batch_op:
+        batch_op.create_index('ix_timers_case', ['case_id', 'spiff_task_id'], unique=False)
+        batch_op.create_index('ix_timers_pending_due', ['due_at'], unique=False, postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'"))
+
 
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table('timers', schema=None) as batch_op:
+        batch_op.drop_index('ix_timers_pending_due', postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'"))
+        batch_op.drop_index('ix_timers_case')
+
+    op.drop_table('timers')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_open_role')
         batch_op.drop_index(batch_op.f('ix_tasks_case_id'))
