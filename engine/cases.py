@@ -72,9 +72,10 @@ class _Run:
 
 
 class CaseService:
-    def __init__(self, sessions, definitions: DefinitionStore):
+    def __init__(self, sessions, definitions: DefinitionStore, calendars=None):
         self._sessions = sessions
         self._definitions = definitions
+        self._calendars = calendars
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -86,12 +87,14 @@ class CaseService:
         with self.transaction() as session:
             info = self._definitions.find(key, version, session=session)
             loaded = self._definitions.load(info.id)
-            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock))
+            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock, self._calendars))
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.set_data(**data)
             case = Case(definition_id=info.id, process_key=key, status="reported",
                         title=str(data.get("title", "")), grid_code=_str_or_none(data.get("grid_code")),
-                        category=_str_or_none(data.get("category")), state="", state_hash="", last_seq=0,
+                        category=_str_or_none(data.get("category")),
+                        sub_category=_str_or_none(data.get("sub_category")), urgency=_str_or_none(data.get("urgency")),
+                        state="", state_hash="", last_seq=0,
                         last_event_hash=history.GENESIS, pending_timers={}, created_at=now, updated_at=now)
             session.add(case)
             run = _Run(case, loaded, workflow, clock, [])
@@ -244,7 +247,7 @@ class CaseService:
         if case is None:
             raise NotFound(f"no case {case_id}")
         loaded = self._definitions.load(case.definition_id)
-        workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, script_engine(clock))
+        workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, script_engine(clock, self._calendars))
         if tasks is None:
             tasks = list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id)
                                          .order_by(HumanTask.id)))
@@ -314,7 +317,8 @@ class CaseService:
         timer_changes = timers.sync(session, case, workflow, now)
         fields = history.EventFields(
             case.id, case.last_seq, command, actor, role, payload, now, case.definition_id, status_before,
-            case.status, {"status": run.status_moves, "tasks": task_moves, "timers": timer_changes},
+            case.status, {"status": run.status_moves, "tasks": task_moves, "timers": timer_changes,
+                          **workflow.script_engine.deadlines.used()},
             case.state_hash, prev)
         case.last_event_hash = fields.digest()
         session.add(HistoryEvent(**vars(fields), event_hash=case.last_event_hash,

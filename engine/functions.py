@@ -1,14 +1,24 @@
-"""The domain functions a definition's expressions may call, bound to the command's clock."""
+"""The domain functions a definition's expressions may call, bound to the command's clock and to the
+working-day calendar in force (loaded only when a deadline is actually computed)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
+from rules.calendar import UnknownYear
 from rules.levels import next_level
+from rules.time_limits import TimeLimitTable, UnknownSubCategory, load_time_limits
 
 from .clock import Clock
 from .expressions import ExpressionError, SafeScriptEngine
 
 MAX_OFFSET_DAYS = 3660
+
+
+@lru_cache(maxsize=1)
+def time_limits() -> TimeLimitTable:
+    """The 立结案标准 table shipped in rules/data, validated once per process."""
+    return load_time_limits()
 
 
 def _parse(moment: str) -> datetime:
@@ -42,14 +52,70 @@ def _level_up(level: str) -> str:
         raise ExpressionError(str(exc)) from None
 
 
-def functions(clock: Clock) -> dict:
+class Deadlines:
+    """Working-day arithmetic for one command; remembers which calendar and table versions it used, so
+    the command's history event can name them and a replay can compute the same deadlines."""
+
+    def __init__(self, calendars):
+        self._calendars = calendars
+        self.calendar_version: int | None = None
+        self.time_limits_version: str | None = None
+        self._calendar = None
+
+    def calendar(self):
+        if self._calendar is None:
+            if self._calendars is None:
+                raise ExpressionError("no working-day calendar is available to this engine")
+            self.calendar_version, self._calendar = self._calendars.current()
+        return self._calendar
+
+    def _compute(self, compute):
+        try:
+            return compute(self.calendar()).isoformat()
+        except UnknownYear as exc:
+            raise ExpressionError(str(exc)) from None
+        except ValueError as exc:
+            raise ExpressionError(str(exc)) from None
+
+    def add_working_days(self, moment: str, days: int) -> str:
+        return self._compute(lambda cal: cal.add_working_days(_parse(moment), days))
+
+    def add_working_hours(self, moment: str, hours: int | float) -> str:
+        return self._compute(lambda cal: cal.add_working_hours(_parse(moment), hours))
+
+    def handling_deadline(self, moment: str, sub_category: str, urgency: str = "normal") -> str:
+        """The deadline from the time-limit table for this kind of matter, counted from `moment`."""
+        table = time_limits()
+        try:
+            limit = table.limit(sub_category, urgency)
+        except UnknownSubCategory as exc:
+            raise ExpressionError(str(exc)) from None
+        self.time_limits_version = table.version
+        return self._compute(lambda cal: limit.deadline(_parse(moment), cal))
+
+    def used(self) -> dict:
+        used = {}
+        if self.calendar_version is not None:
+            used["calendar"] = self.calendar_version
+        if self.time_limits_version is not None:
+            used["time_limits"] = self.time_limits_version
+        return used
+
+
+def functions(clock: Clock | None, deadlines: Deadlines | None) -> dict:
     return {"now": lambda: clock.now().isoformat(), "add_days": add_days, "add_hours": add_hours,
-            "next_level": _level_up}
+            "next_level": _level_up,
+            "add_working_days": deadlines.add_working_days if deadlines else None,
+            "add_working_hours": deadlines.add_working_hours if deadlines else None,
+            "handling_deadline": deadlines.handling_deadline if deadlines else None}
 
 
-def script_engine(clock: Clock) -> SafeScriptEngine:
-    return SafeScriptEngine(functions=functions(clock), clock=clock)
+def script_engine(clock: Clock, calendars=None) -> SafeScriptEngine:
+    deadlines = Deadlines(calendars)
+    engine = SafeScriptEngine(functions=functions(clock, deadlines), clock=clock)
+    engine.deadlines = deadlines
+    return engine
 
 
-# Names a definition may call, for deploy-time checks that run without a clock.
-FUNCTION_NAMES = frozenset(functions(None))
+# Names a definition may call, for deploy-time checks that run without a clock or calendar.
+FUNCTION_NAMES = frozenset(functions(None, None))

@@ -40,6 +40,10 @@ class Case(Base):
     unit: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     title: Mapped[str] = mapped_column(sa.String(500), default="")
     category: Mapped[str | None] = mapped_column(sa.String(100))
+    sub_category: Mapped[str | None] = mapped_column(sa.String(100))
+    urgency: Mapped[str | None] = mapped_column(sa.String(20))
+    # 督办 by a higher level: normal → yellow card → red card.
+    supervision: Mapped[str | None] = mapped_column(sa.String(20))
     state: Mapped[str] = mapped_column(sa.Text)
     state_hash: Mapped[str] = mapped_column(sa.String(64))
     last_seq: Mapped[int] = mapped_column(default=0)
@@ -77,6 +81,10 @@ class HumanTask(Base):
     agency_level: Mapped[str | None] = mapped_column(sa.String(40))
     state: Mapped[str] = mapped_column(sa.String(40))
     return_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # 延期: what the unit asked for, and the working days the agency granted so far.
+    extension_days: Mapped[int | None]
+    extension_reason: Mapped[str | None] = mapped_column(sa.Text)
+    extension_granted_days: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str | None] = mapped_column(sa.String(200))
@@ -134,3 +142,16 @@ class Timer(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class CalendarVersion(Base):
+    """A version of the working-day calendar; administrators add years and closures as new versions."""
+
+    __tablename__ = "calendar_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))

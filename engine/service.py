@@ -1,6 +1,7 @@
 """The engine as one object: what the CLI and the HTTP API call."""
 from __future__ import annotations
 
+from .calendars import CalendarStore
 from .cases import CaseService
 from .db import database_url, make_engine, make_sessionmaker
 from .definitions import DefinitionStore
@@ -18,7 +19,8 @@ class Engine:
         self.sessions = make_sessionmaker(self.db, writer=True)
         self.readers = make_sessionmaker(self.db, writer=False)
         self.definitions = DefinitionStore(self.sessions, self.readers)
-        self.cases = CaseService(self.sessions, self.definitions)
+        self.calendars = CalendarStore(self.sessions, self.readers)
+        self.cases = CaseService(self.sessions, self.definitions, self.calendars)
         self.queries = CaseQueries(self.readers, self.definitions)
         self.timers = TimerService(self.sessions, self.readers, self.cases)
 

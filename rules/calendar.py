@@ -90,8 +90,6 @@ class WorkCalendar:
         object.__setattr__(self, "closures", closures)
         object.__setattr__(self, "working_hours", _as_working_hours(self.working_hours))
 
-    # --- building and extending -------------------------------------------------------------------------------
-
     @classmethod
     def from_chinese_calendar(cls, years: Iterable[int] | None = None,
                               working_hours=DEFAULT_WORKING_HOURS) -> WorkCalendar:
@@ -136,8 +134,6 @@ class WorkCalendar:
                             closures=self.closures | {_as_date(d, "closure") for d in dates},
                             working_hours=self.working_hours)
 
-    # --- storage ----------------------------------------------------------------------------------------------
-
     def to_data(self) -> dict:
         """A JSON-able dict, sorted, so equal calendars give equal data and the same fingerprint."""
         return {
@@ -171,8 +167,6 @@ class WorkCalendar:
         span = f"{min(self.years)}–{max(self.years)}" if self.years else "none"
         return (f"WorkCalendar(years {span} ({len(self.years)}), {len(self.closures)} closures, "
                 f"fingerprint {self.fingerprint[:12]})")
-
-    # --- the rules --------------------------------------------------------------------------------------------
 
     def is_working_day(self, day: date | datetime) -> bool:
         """A date, or an aware datetime taken at its Beijing date."""

@@ -80,7 +80,7 @@ class TimeLimit:
     def deadline(self, start: datetime, calendar: WorkCalendar) -> datetime:
         """When the handling limit runs out for a matter dispatched at `start` (the clock starts at dispatch)."""
         if self.handling_unit == "working_days":
-            return calendar.add_working_days(start, int(self.handling_limit))
+            return calendar.add_working_days(start, self.handling_limit)
         if self.handling_unit == "working_hours":
             return calendar.add_working_hours(start, self.handling_limit)
         return calendar.add_natural_hours(start, self.handling_limit)
@@ -267,15 +267,12 @@ def _check_row(name: str, row: int, cells: dict[str, str], problems: list[TableP
     if unit not in UNITS:
         problem("handling_unit", f"unknown unit {unit!r}; known: {', '.join(UNITS)}")
     if unit == "working_days":
-        limit = _number(cells["handling_limit"], whole=True, minimum=0, column="handling_limit", problem=problem,
-                        meaning="working days (0 = the same working day)")
+        limit = _number(cells, "handling_limit", "working days (0 = the same working day)", problem,
+                        whole=True, zero_allowed=True)
     else:
-        limit = _number(cells["handling_limit"], whole=False, minimum=None, column="handling_limit",
-                        problem=problem, meaning="hours")
-    sign_for = _number(cells["sign_for_limit_hours"], whole=False, minimum=None, column="sign_for_limit_hours",
-                       problem=problem, meaning="working hours")
-    return_window = _number(cells["return_window_days"], whole=True, minimum=1, column="return_window_days",
-                            problem=problem, meaning="working days")
+        limit = _number(cells, "handling_limit", "hours", problem)
+    sign_for = _number(cells, "sign_for_limit_hours", "working hours", problem)
+    return_window = _number(cells, "return_window_days", "working days", problem, whole=True)
     if len(problems) > before:
         return None
     return TimeLimit(sub_category=sub_category, name=cells["name"], category=cells["category"],
@@ -284,8 +281,10 @@ def _check_row(name: str, row: int, cells: dict[str, str], problems: list[TableP
                      closing_condition=cells["closing_condition"])
 
 
-def _number(text: str, *, whole: bool, minimum: int | None, column: str, problem, meaning: str) -> int | float | None:
-    """A cell as a number: whole numbers as int (so "2" and "2.0" mean, and hash, the same); minimum None = > 0."""
+def _number(cells: dict[str, str], column: str, meaning: str, problem, *, whole: bool = False,
+            zero_allowed: bool = False) -> int | float | None:
+    """A cell as a positive number (or ≥ 0), whole numbers as int so "2" and "2.0" mean, and hash, the same."""
+    text = cells[column]
     try:
         value = float(text)
     except ValueError:
@@ -293,14 +292,10 @@ def _number(text: str, *, whole: bool, minimum: int | None, column: str, problem
         return None
     if not math.isfinite(value):
         problem(column, f"{text!r} is not a number of {meaning}")
-        return None
-    if whole and not value.is_integer():
+    elif whole and not value.is_integer():
         problem(column, f"{text} is not a whole number of {meaning}")
-        return None
-    if minimum is None and value <= 0:
-        problem(column, f"{text} must be positive")
-        return None
-    if minimum is not None and value < minimum:
-        problem(column, f"{text} must be at least {minimum}")
-        return None
-    return int(value) if value.is_integer() else value
+    elif value < 0 or (value == 0 and not zero_allowed):
+        problem(column, f"{text} must be {'0 or more' if zero_allowed else 'positive'}")
+    else:
+        return int(value) if value.is_integer() else value
+    return None

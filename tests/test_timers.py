@@ -85,6 +85,7 @@ def test_a_timer_that_fails_when_it_fires_is_marked_and_the_sweep_goes_on(engine
     # this drawing passes, but a signed-for task that runs late would move in_progress → dispatched.
     xml = grid_matter_upload()["grid_matter.bpmn"].replace(b'name="status" value="overdue"',
                                                            b'name="status" value="dispatched"')
+    xml = xml.replace(b'name="status" value="suspended"', b'name="status" value="overdue"')
     engine.definitions.deploy({"grid_matter.bpmn": xml}, "admin", clock)
     bad = Walk(engine, clock).dispatched(days=1).sign()
     clock.set(clock.now() + timedelta(days=2))

@@ -17,6 +17,16 @@ depends_on = None
 
 def upgrade() -> None:
 
+    op.create_table('calendar_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('fingerprint')
+    )
     op.create_table('definitions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
@@ -42,6 +52,9 @@ def upgrade() -> None:
     sa.Column('unit', sa.String(length=100), nullable=True),
     sa.Column('title', sa.String(length=500), nullable=False),
     sa.Column('category', sa.String(length=100), nullable=True),
+    sa.Column('sub_category', sa.String(length=100), nullable=True),
+    sa.Column('urgency', sa.String(length=20), nullable=True),
+    sa.Column('supervision', sa.String(length=20), nullable=True),
     sa.Column('state', sa.Text(), nullable=False),
     sa.Column('state_hash', sa.String(length=64), nullable=False),
     sa.Column('last_seq', sa.Integer(), nullable=False),
@@ -97,6 +110,9 @@ def upgrade() -> None:
     sa.Column('agency_level', sa.String(length=40), nullable=True),
     sa.Column('state', sa.String(length=40), nullable=False),
     sa.Column('return_reason', sa.Text(), nullable=True),
+    sa.Column('extension_days', sa.Integer(), nullable=True),
+    sa.Column('extension_reason', sa.Text(), nullable=True),
+    sa.Column('extension_granted_days', sa.Integer(), nullable=False),
     sa.Column('created_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', engine.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=True),
@@ -157,4 +173,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_definitions_key'))
 
     op.drop_table('definitions')
+    op.drop_table('calendar_versions')
 
