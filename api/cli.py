@@ -52,6 +52,8 @@ def reports_errors(func):
         except OperationalError as exc:
             click.echo(f"error (database): {str(exc.orig).strip()}; check --db / GRIDFLOW_DATABASE_URL", err=True)
             sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click reports bad usage itself
         except Exception as exc:  # a defect: say so in one line; GRIDFLOW_DEBUG=1 shows the traceback
             if os.environ.get("GRIDFLOW_DEBUG"):
                 raise
@@ -220,6 +222,144 @@ def task_return(ctx, task_id, reason, actor, role):
     engine = _engine(ctx)
     engine.cases.return_task(task_id, reason, actor=actor, role=_task_role(ctx, task_id, role))
     click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
+
+
+@task.command("extend")
+@click.argument("task_id", type=int)
+@click.option("--days", type=int, required=True, help="Working days asked for (1-10).")
+@click.option("--reason", required=True)
+@click.option("--actor", default="cli")
+@click.pass_context
+@reports_errors
+def task_extend(ctx, task_id, days, reason, actor):
+    """Ask for an extension (延期申请) before the deadline."""
+    engine = _engine(ctx)
+    engine.cases.request_extension(task_id, days, reason, actor=actor, role="responsible_unit")
+    click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
+
+
+@task.command("decide-extension")
+@click.argument("task_id", type=int)
+@click.option("--approve/--refuse", required=True)
+@click.option("--comment", default="")
+@click.option("--actor", default="cli")
+@click.pass_context
+@reports_errors
+def task_decide_extension(ctx, task_id, approve, comment, actor):
+    """The dispatching agency approves or refuses an extension request."""
+    engine = _engine(ctx)
+    engine.cases.decide_extension(task_id, approve, actor=actor, role="grid_agency", comment=comment)
+    click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
+
+
+@task.command("remind")
+@click.argument("task_id", type=int)
+@click.option("--note", default="")
+@click.option("--actor", default="cli")
+@click.pass_context
+@reports_errors
+def task_remind(ctx, task_id, note, actor):
+    """Remind the unit before its deadline (催办)."""
+    _engine(ctx).cases.remind(task_id, note, actor=actor, role="grid_agency")
+    click.echo(f"reminded task {task_id}")
+
+
+@case.command("supervise")
+@click.argument("case_id", type=int)
+@click.option("--card", type=click.Choice(["normal", "yellow", "red"]), required=True)
+@click.option("--level", "acting_level", type=click.Choice(["township", "county", "city"]), required=True,
+              help="Level of the supervising agency (higher than the case's).")
+@click.option("--note", default="")
+@click.option("--actor", default="cli")
+@click.pass_context
+@reports_errors
+def case_supervise(ctx, case_id, card, acting_level, note, actor):
+    """Supervise a case from a higher level (督办)."""
+    _engine(ctx).cases.supervise(case_id, card, acting_level, note, actor=actor, role="grid_agency")
+    click.echo(f"case {case_id}: {card} supervision by the {acting_level} level recorded")
+
+
+@main.command()
+@click.option("--unit", default=None)
+@click.option("--warning", type=click.Choice(["green", "yellow", "red"]), default=None)
+@click.option("--yellow-share", type=click.FloatRange(0.01, 0.99), default=0.7, show_default=True)
+@click.pass_context
+@reports_errors
+def deadlines(ctx, unit, warning, yellow_share):
+    """Where dispatched tasks stand against their deadlines (预警: yellow, red; late sign-for)."""
+    from engine.clock import SYSTEM_CLOCK
+    rows = _engine(ctx).deadlines.standing(SYSTEM_CLOCK.now(), yellow_share=yellow_share, unit=unit,
+                                           warning=warning)
+    if not rows:
+        click.echo("no dispatched tasks")
+        return
+    click.echo(render.table(["case", "task", "unit", "warning", "due (CST)", "used", "ext. days", "sign-for"],
+                            [[r.case_id, r.task_id, r.unit, r.warning, render.when(r.due_at),
+                              f"{r.share_used:.0%}" if r.share_used is not None else "",
+                              r.extension_days or "", "LATE" if r.sign_for_overdue else ""] for r in rows]))
+
+
+@main.command()
+@click.option("--case", "case_id", type=int, default=None)
+@click.pass_context
+@reports_errors
+def timers(ctx, case_id):
+    """Pending timers, earliest first."""
+    rows = _engine(ctx).timers.pending(case_id)
+    click.echo(render.table(["case", "element", "name", "due (CST)"],
+                            [[t.case_id, t.element_id, t.name, render.when(t.due_at)] for t in rows])
+               if rows else "no pending timers")
+
+
+@main.group()
+def calendar():
+    """The working-day calendar: versions, next year's schedule, local closures."""
+
+
+@calendar.command("show")
+@click.pass_context
+@reports_errors
+def calendar_show(ctx):
+    """Calendar versions, newest last, with the years they cover."""
+    rows = _engine(ctx).calendars.versions()
+    click.echo(render.table(["version", "years", "closures", "note", "by", "at (CST)"],
+                            [[v.id, f"{min(v.data['years'])}-{max(v.data['years'])}", len(v.data["closures"]),
+                              v.note, v.created_by, render.when(v.created_at)] for v in rows]))
+
+
+@calendar.command("add-year")
+@click.argument("year", type=int)
+@click.option("--holidays", required=True, help="Comma-separated weekday holidays, YYYY-MM-DD.")
+@click.option("--makeup", default="", help="Comma-separated makeup working weekend days (调休), YYYY-MM-DD.")
+@click.option("--by", "who", default="admin")
+@click.pass_context
+@reports_errors
+def calendar_add_year(ctx, year, holidays, makeup, who):
+    """Add a year's schedule as the State Council published it."""
+    try:
+        version, _ = _engine(ctx).calendars.add_year(year, _dates(holidays), _dates(makeup), by=who)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"calendar version {version} covers {year}")
+
+
+@calendar.command("close")
+@click.argument("dates")
+@click.option("--note", default="")
+@click.option("--by", "who", default="admin")
+@click.pass_context
+@reports_errors
+def calendar_close(ctx, dates, note, who):
+    """Declare local closure days (comma-separated YYYY-MM-DD) as rest days."""
+    try:
+        version, _ = _engine(ctx).calendars.add_closures(_dates(dates), by=who, note=note)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"calendar version {version}: closed {dates}")
+
+
+def _dates(text: str) -> list[str]:
+    return [d.strip() for d in text.split(",") if d.strip()]
 
 
 @main.command()

@@ -15,7 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from rules.calendar import WorkCalendar
 
 from .clock import SYSTEM_CLOCK, Clock
+from .errors import EngineError
 from .models import CalendarVersion
+
+
+class CalendarMissing(EngineError):
+    code = "calendar_missing"
 
 
 class CalendarStore:
@@ -29,8 +34,17 @@ class CalendarStore:
         with self._readers() as session:
             row_id = session.scalar(sa.select(sa.func.max(CalendarVersion.id)))
         if row_id is None:
-            return self.seed()
+            raise CalendarMissing("the database has no working-day calendar yet; run `gridflow migrate`, "
+                                  "which seeds it")
         return row_id, self.get(row_id)
+
+    def ensure_seeded(self) -> None:
+        """Seed the first version on a new database (part of migrating it, before any command runs:
+        a command holding SQLite's write lock could not write it)."""
+        with self._readers() as session:
+            if session.scalar(sa.select(sa.func.count(CalendarVersion.id))):
+                return
+        self.seed()
 
     def get(self, version_id: int) -> WorkCalendar:
         calendar = self._cache.get(version_id)

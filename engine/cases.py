@@ -10,6 +10,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BpmnMessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -18,6 +20,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from rules import status as statuses
 from rules import task_lifecycle as lifecycle
+from rules.calendar import UnknownYear
+from rules.levels import LEVELS
+from rules.time_limits import UnknownSubCategory
 
 from . import history, timers
 from .bundle import properties, role_of
@@ -25,12 +30,15 @@ from .clock import SYSTEM_CLOCK, Clock
 from .db import utcnow
 from .definitions import DefinitionStore, LoadedDefinition
 from .errors import Conflict, InvalidCommand, NotFound
+from .expressions import ExpressionError
 from .forms import check_data, parse_form
-from .functions import script_engine
+from .functions import script_engine, time_limits
 from .models import Case, HistoryEvent, HumanTask
 from .spiff import SERIALIZER
 
 MAX_PAYLOAD_KEYS = 200
+MAX_EXTENSION_DAYS = 10  # domain.md §4: an extension is at most 10 working days
+SUPERVISION_CARDS = ("normal", "yellow", "red")
 
 
 @dataclass
@@ -46,7 +54,12 @@ class _Run:
     task_moves: list = field(default_factory=list)
 
     def reach(self, spiff_task) -> None:
-        """An element was reached: a declared status applies now."""
+        """An element was reached: a declared status applies now; a deadline on a task makes it overdue."""
+        if _is_timer_on_task(spiff_task):
+            host = _host_of(spiff_task)
+            row = next((t for t in self.tasks if host is not None and t.spiff_task_id == str(host.id)), None)
+            if row is not None and row.state in ("offered", "signed_for", "in_progress", "extension_requested"):
+                self.move_task(row, "become_overdue")
         target = properties(spiff_task.task_spec).get("status")
         if target:
             self.move_status(target, spiff_task.task_spec.bpmn_id, spiff_task.data)
@@ -113,18 +126,33 @@ class CaseService:
             problems = check_data(fields, data)
             if problems:
                 raise InvalidCommand(f"task {row.id} ({row.element_id}): " + "; ".join(problems))
-            run.move_task(row, "complete", sign_required=_sign_required(spiff_task))
+            explanation = row.state == "explanation_required"
+            run.move_task(row, "submit_explanation" if explanation else "complete",
+                          sign_required=_sign_required(spiff_task))
             row.actor = actor
+            reviewed = properties(spiff_task.task_spec).get("reviews")
+            if reviewed:
+                self._review(run, reviewed, bool(data.get("accepted")))
             spiff_task.set_data(**data)
             spiff_task.run()
 
         self._task_command(task_id, "complete", {"data": data}, actor, role, clock, apply)
 
+    @staticmethod
+    def _review(run: _Run, element_id: str, accepted: bool) -> None:
+        """The agency's review decides the written explanation it reviews (the latest submitted one)."""
+        submitted = [t for t in run.tasks if t.element_id == element_id and t.state == "explanation_submitted"]
+        if not submitted:
+            raise InvalidCommand(f"there is no submitted {element_id} explanation to review")
+        run.move_task(submitted[-1], "accept_explanation" if accepted else "reject_explanation")
+
     def sign_for(self, task_id: int, *, actor: str, role: str, clock: Clock = SYSTEM_CLOCK) -> None:
         def apply(run: _Run, row: HumanTask, spiff_task):
+            late = row.state == "overdue"
             run.move_task(row, "sign_for", sign_required=_sign_required(spiff_task))
             row.actor = actor
-            run.move_status(properties(spiff_task.task_spec)["status_on_sign"], row.element_id, {})
+            if not late:  # signing after the deadline does not make the matter any less overdue
+                run.move_status(properties(spiff_task.task_spec)["status_on_sign"], row.element_id, {})
 
         self._task_command(task_id, "sign_for", {}, actor, role, clock, apply)
 
@@ -136,6 +164,7 @@ class CaseService:
             if limit is not None and self._count_returns(run, row.element_id) >= int(limit):
                 raise InvalidCommand(f"this matter was already returned {limit} times at {row.element_id}; "
                                      "the agency's dispatch stands (审定)")
+            self._check_return_window(run, row)
             run.move_task(row, "return_", returnable="status_on_return" in props, reason=reason)
             row.actor, row.return_reason = actor, reason
             run.move_status(props["status_on_return"], row.element_id, {"reason": reason})
@@ -157,6 +186,80 @@ class CaseService:
             run.workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
 
         self._case_command(case_id, "message", {"name": name, "payload": payload}, actor, role, clock, apply)
+
+    def request_extension(self, task_id: int, days: int, reason: str, *, actor: str, role: str,
+                          clock: Clock = SYSTEM_CLOCK) -> None:
+        """延期申请: the unit asks, before its deadline and with a reason, for more working days."""
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXTENSION_DAYS:
+            raise InvalidCommand(f"an extension is 1 to {MAX_EXTENSION_DAYS} working days, not {days!r}")
+
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            timer = _deadline_of(spiff_task)
+            if row.state == "overdue" or (timer is not None and _due(timer) <= run.clock.now()):
+                raise InvalidCommand(f"the deadline of task {row.id} has passed; "
+                                     "an extension must be asked for before it — explain in writing instead")
+            if timer is None:
+                raise InvalidCommand(f"task {row.id} has no deadline to extend")
+            if row.extension_granted_days + days > MAX_EXTENSION_DAYS:
+                raise InvalidCommand(f"{row.extension_granted_days} working days were granted already; the "
+                                     f"total may not pass {MAX_EXTENSION_DAYS}")
+            run.move_task(row, "request_extension", sign_required=_sign_required(spiff_task), reason=reason)
+            row.extension_days, row.extension_reason = days, reason
+
+        self._task_command(task_id, "request_extension", {"days": days, "reason": reason}, actor, role, clock,
+                           apply)
+
+    def decide_extension(self, task_id: int, approve: bool, *, actor: str, role: str, comment: str = "",
+                         clock: Clock = SYSTEM_CLOCK) -> None:
+        """The dispatching agency approves (the deadline moves by the working days asked) or refuses."""
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            if row.state != "extension_requested":
+                raise InvalidCommand(f"task {row.id} has no extension request waiting (it is {row.state})")
+            if approve:
+                timer = _deadline_of(spiff_task)
+                deadlines = run.workflow.script_engine.deadlines
+                try:
+                    new_due = deadlines.add_working_days(_due(timer).isoformat(), row.extension_days)
+                except ExpressionError as exc:
+                    raise InvalidCommand(str(exc)) from None
+                # The timer re-arms: SpiffWorkflow reads the due time it stored; the timer index follows.
+                timer._set_internal_data(event_value=new_due)
+                row.extension_granted_days += row.extension_days
+            run.move_task(row, "decide_extension")
+
+        self._task_command(task_id, "decide_extension", {"approve": approve, "comment": comment}, actor, role,
+                           clock, apply, acting_role="grid_agency")
+
+    def remind(self, task_id: int, note: str = "", *, actor: str, role: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        """催办: the agency reminds the unit before the deadline; recorded, nothing else changes."""
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            if row.state == "overdue":
+                raise InvalidCommand(f"task {row.id} is past its deadline: supervise (督办) instead of reminding")
+
+        self._task_command(task_id, "remind", {"note": note}, actor, role, clock, apply, acting_role="grid_agency")
+
+    def supervise(self, case_id: int, card: str, acting_level: str, note: str = "", *, actor: str, role: str,
+                  clock: Clock = SYSTEM_CLOCK) -> None:
+        """督办 by a higher level than the agency handling the case: normal → yellow card → red card."""
+        if role != "grid_agency":
+            raise InvalidCommand("supervision (督办) is for grid agencies")
+        if card not in SUPERVISION_CARDS:
+            raise InvalidCommand(f"card must be one of {', '.join(SUPERVISION_CARDS)}")
+        if acting_level not in LEVELS:
+            raise InvalidCommand(f"unknown agency level {acting_level!r}")
+
+        def apply(run: _Run, session):
+            handling = run.case.level or LEVELS[0]
+            if LEVELS.index(acting_level) <= LEVELS.index(handling):
+                raise InvalidCommand(f"the case is handled at {handling} level; only a higher level may "
+                                     "supervise it (督办)")
+            current = run.case.supervision
+            if current and SUPERVISION_CARDS.index(card) < SUPERVISION_CARDS.index(current):
+                raise InvalidCommand(f"supervision is at {current} already; it only goes up")
+            run.case.supervision = card
+
+        self._case_command(case_id, "supervise", {"card": card, "level": acting_level, "note": note}, actor, role,
+                           clock, apply)
 
     def check_timers(self, case_id: int, *, actor: str = "timer-service", clock: Clock = SYSTEM_CLOCK) -> bool:
         """Let the case's due timers fire by `clock`, as a command of its own in the history; returns
@@ -196,7 +299,9 @@ class CaseService:
                     from None
             raise
 
-    def _task_command(self, task_id, command, payload, actor, role, clock, apply):
+    def _task_command(self, task_id, command, payload, actor, role, clock, apply, acting_role=None):
+        """`acting_role`: the role that acts on the task when it is not the task's own (the agency deciding
+        on a unit's extension request)."""
         with self.transaction() as session:
             # The case and its tasks in one statement, so they come from one snapshot. Reading tasks
             # before the case could pair stale task rows with a fresh case revision, and the revision
@@ -208,8 +313,9 @@ class CaseService:
             row = next((t for t in tasks if t.id == task_id), None)
             if row is None:
                 raise NotFound(f"no task {task_id}")
-            if role != row.role:
-                raise InvalidCommand(f"task {task_id} is for the {row.role} role, not {role}")
+            if role != (acting_role or row.role):
+                raise InvalidCommand(f"{command} on task {task_id} is for the {acting_role or row.role} role, "
+                                     f"not {role}")
             if row.state not in lifecycle.OPEN_STATES:
                 raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
             run = self._load(session, row.case_id, clock, tasks)
@@ -293,7 +399,8 @@ class CaseService:
                          unit=_str_or_none(data.get(props["unit"])) if "unit" in props else None,
                          agency_level=_str_or_none(data.get(props["agency_level"])) if "agency_level" in props
                          else None,
-                         state="offered", created_at=now, updated_at=now)
+                         state="explanation_required" if props.get("explanation") == "true" else "offered",
+                         created_at=now, updated_at=now)
 
     def _commit(self, session, run: _Run, command, actor, role, payload, status_before) -> None:
         case, workflow = run.case, run.workflow
@@ -326,8 +433,51 @@ class CaseService:
                                  recorded_at=utcnow()))
 
     @staticmethod
+    def _check_return_window(run: _Run, row: HumanTask) -> None:
+        """A unit may return a matter only within the return window of its kind (time-limit table)."""
+        if not run.case.sub_category:
+            return
+        try:
+            limit = time_limits().limit(run.case.sub_category, run.case.urgency or "normal")
+        except (UnknownSubCategory, ValueError):
+            return  # a kind the table does not know has no window to enforce
+        deadlines = run.workflow.script_engine.deadlines
+        try:
+            window_ends = limit.return_deadline(row.created_at, deadlines.calendar())
+        except UnknownYear as exc:
+            raise InvalidCommand(str(exc)) from None
+        deadlines.time_limits_version = time_limits().version
+        if run.clock.now() > window_ends:
+            raise InvalidCommand(f"the return window ({limit.return_window_days} working days) ended "
+                                 f"{window_ends.isoformat()}; the unit must handle the matter or explain in writing")
+
+    @staticmethod
     def _count_returns(run: _Run, element_id: str) -> int:
         return sum(1 for t in run.tasks if t.element_id == element_id and t.state == "returned")
+
+
+def _is_timer_on_task(spiff_task) -> bool:
+    spec = spiff_task.task_spec
+    return isinstance(spec, BoundaryEvent) and isinstance(spec.event_definition, TimerEventDefinition)
+
+
+def _host_of(boundary_task):
+    """The task a boundary event is attached to: its sibling under the boundary split."""
+    parent = boundary_task.parent
+    return next((c for c in parent.children if not isinstance(c.task_spec, BoundaryEvent)), None) if parent else None
+
+
+def _deadline_of(spiff_task):
+    """The waiting boundary timer on a task, if it has one."""
+    parent = spiff_task.parent
+    for sibling in (parent.children if parent else []):
+        if _is_timer_on_task(sibling) and sibling.state == TaskState.WAITING:
+            return sibling
+    return None
+
+
+def _due(timer_task) -> datetime:
+    return TimerEventDefinition.get_datetime(timer_task.internal_data["event_value"])
 
 
 def _waiting_messages(workflow) -> set[str]:

@@ -7,6 +7,7 @@ from .db import database_url, make_engine, make_sessionmaker
 from .definitions import DefinitionStore
 from .queries import CaseQueries
 from .schema import upgrade
+from .standing import DeadlineBoard
 from .timers import TimerService
 
 
@@ -20,9 +21,12 @@ class Engine:
         self.readers = make_sessionmaker(self.db, writer=False)
         self.definitions = DefinitionStore(self.sessions, self.readers)
         self.calendars = CalendarStore(self.sessions, self.readers)
+        if migrate:
+            self.calendars.ensure_seeded()
         self.cases = CaseService(self.sessions, self.definitions, self.calendars)
         self.queries = CaseQueries(self.readers, self.definitions)
         self.timers = TimerService(self.sessions, self.readers, self.cases)
+        self.deadlines = DeadlineBoard(self.readers, self.calendars)
 
     def close(self) -> None:
         self.db.dispose()

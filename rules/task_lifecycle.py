@@ -2,22 +2,38 @@
 
 SpiffWorkflow only knows READY and COMPLETED; the regulation needs more (a unit games the clock by not
 signing, a return needs a reason), so each task row carries its own state moved by this machine. The
-deadlines issue adds extension and overdue states here.
+extension, overdue and written-explanation states serve the deadlines.
 """
 from __future__ import annotations
 
 from transitions import Machine, MachineError
 
-STATES = ("offered", "signed_for", "in_progress", "returned", "completed", "cancelled")
-OPEN_STATES = frozenset({"offered", "signed_for", "in_progress"})
+STATES = ("offered", "signed_for", "in_progress", "extension_requested", "overdue", "returned", "completed",
+          "cancelled",
+          # A written explanation (书面说明) task lives through these instead of offered → completed.
+          "explanation_required", "explanation_submitted", "explanation_accepted", "explanation_rejected")
+OPEN_STATES = frozenset({"offered", "signed_for", "in_progress", "extension_requested", "overdue",
+                         "explanation_required"})
+_WORKING = ["signed_for", "in_progress"]
 
 ACTIONS = (
     ("sign_for", ["offered"], "signed_for"),
+    # Signing late is still signing; the task stays overdue.
+    ("sign_for", ["overdue"], "overdue"),
     ("start", ["signed_for"], "in_progress"),
     ("return_", ["offered", "signed_for", "in_progress"], "returned"),
-    ("complete", ["offered", "signed_for", "in_progress"], "completed"),
+    # 延期: asked before the deadline; the dispatching agency's decision puts the task back to work.
+    ("request_extension", _WORKING, "extension_requested"),
+    ("decide_extension", ["extension_requested"], "in_progress"),
+    # Past the deadline the task stays open: the unit can still report back, late. A pending extension
+    # request lapses.
+    ("become_overdue", ["offered", "signed_for", "in_progress", "extension_requested"], "overdue"),
+    ("complete", ["offered", "signed_for", "in_progress", "overdue"], "completed"),
+    ("submit_explanation", ["explanation_required"], "explanation_submitted"),
+    ("accept_explanation", ["explanation_submitted"], "explanation_accepted"),
+    ("reject_explanation", ["explanation_submitted"], "explanation_rejected"),
     # The engine cancels a task when its BPMN element ends without it (an interrupting event, a case cancel).
-    ("cancel", ["offered", "signed_for", "in_progress"], "cancelled"),
+    ("cancel", sorted(OPEN_STATES), "cancelled"),
 )
 
 
@@ -52,8 +68,10 @@ def apply(state: str, action: str, *, sign_required: bool = False, returnable: b
             raise TaskActionRefused("this task cannot be returned (退单): only dispatched tasks can")
         if not (reason and reason.strip()):
             raise TaskActionRefused("a return (退单) needs a reason")
-    if action in ("sign_for", "start") and not sign_required:
+    if action in ("sign_for", "start", "request_extension") and not sign_required:
         raise TaskActionRefused("this task is not signed for; complete it directly")
+    if action == "request_extension" and not (reason and reason.strip()):
+        raise TaskActionRefused("an extension request (延期申请) needs a reason")
     if action == "complete" and sign_required and state == "offered":
         raise TaskActionRefused("sign for the task (签收) before completing it")
     task = _Task(state)

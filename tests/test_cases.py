@@ -11,6 +11,11 @@ from tests.conftest import grid_matter_upload
 MATTER = {"title": "路灯损坏", "grid_code": "410702001001U001", "category": "民生事项服务"}
 
 
+def working_days_after(engine, moment, days):
+    """Where the handling deadline of a dispatch at `moment` lands (end of the n-th working day)."""
+    return engine.calendars.current()[1].add_working_days(moment, days)
+
+
 class Walk:
     def __init__(self, engine, clock, data=MATTER, **start):
         self.engine, self.clock = engine, clock
@@ -190,7 +195,7 @@ def test_a_message_nothing_waits_for_is_refused_clearly(deployed, clock):
 
 def test_handling_deadline_fires_by_the_injected_clock_and_not_a_second_before(deployed, clock):
     walk = Walk(deployed, clock).dispatched(days=3)
-    due = clock.now() + timedelta(days=3)
+    due = working_days_after(deployed, clock.now(), 3)
     clock.set(due)
     events = len(deployed.queries.history(walk.id))
     assert deployed.cases.check_timers(walk.id, clock=clock) is False
@@ -307,7 +312,7 @@ def test_each_command_reads_its_own_clock_even_across_threads(deployed):
     assert not errors, errors
     for walk, clock in zip(walks, clocks):
         due = [w.due_at for w in walk.view.waiting if w.kind == "timer"]
-        assert due == [clock.now() + timedelta(days=2)]
+        assert due == [working_days_after(deployed, clock.now(), 2)]
 
 
 def test_timestamps_are_utc_on_both_databases(deployed):

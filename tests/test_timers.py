@@ -13,7 +13,7 @@ import pytest
 from engine.history import verify_chain
 from engine.models import HistoryEvent
 from tests.conftest import PROCESSES, T0, grid_matter_upload
-from tests.test_cases import Walk
+from tests.test_cases import Walk, working_days_after
 
 
 def _pending(engine, case_id):
@@ -23,14 +23,15 @@ def _pending(engine, case_id):
 def test_a_waiting_timer_is_indexed_with_its_due_time(deployed, clock):
     walk = Walk(deployed, clock).dispatched(days=3)
     dispatched_at = clock.now()
-    assert _pending(deployed, walk.id) == [("handling_deadline", dispatched_at + timedelta(days=3))]
+    due = working_days_after(deployed, dispatched_at, 3)
+    assert _pending(deployed, walk.id) == [("handling_deadline", due)]
     timers = deployed.queries.history(walk.id)[-1].effects["timers"]
-    assert timers == [["handling_deadline", (dispatched_at + timedelta(days=3)).isoformat(), "armed"]]
+    assert timers == [["handling_deadline", due.isoformat(), "armed"]]
 
 
 def test_the_sweep_fires_at_the_due_time_and_not_a_second_before(deployed, clock):
     walk = Walk(deployed, clock).dispatched(days=3)
-    due = clock.now() + timedelta(days=3)
+    due = working_days_after(deployed, clock.now(), 3)
     clock.set(due)
     assert deployed.timers.sweep(clock).fired_cases == 0
     assert walk.view.status == "dispatched"
@@ -65,7 +66,7 @@ def test_a_timer_ends_with_its_task_and_re_arms_on_re_dispatch(deployed, clock):
         ["handling_deadline", first_due.isoformat(), "cancelled"]]
     clock.advance(days=1)
     walk.do("dispatch", unit="B", handling_days=5)
-    assert _pending(deployed, walk.id) == [("handling_deadline", clock.now() + timedelta(days=5))]
+    assert _pending(deployed, walk.id) == [("handling_deadline", working_days_after(deployed, clock.now(), 5))]
     walk.sign().do("handle", result="ok")
     assert _pending(deployed, walk.id) == []
 
@@ -88,7 +89,7 @@ def test_a_timer_that_fails_when_it_fires_is_marked_and_the_sweep_goes_on(engine
     xml = xml.replace(b'name="status" value="suspended"', b'name="status" value="overdue"')
     engine.definitions.deploy({"grid_matter.bpmn": xml}, "admin", clock)
     bad = Walk(engine, clock).dispatched(days=1).sign()
-    clock.set(clock.now() + timedelta(days=2))
+    clock.set(clock.now() + timedelta(days=4))
     result = engine.timers.sweep(clock)
     assert (result.fired_cases, result.failed_cases) == (0, 1)
     assert "unlawful status move" in result.errors[0]
@@ -125,7 +126,7 @@ def test_two_worker_processes_fire_each_timer_exactly_once(db, request, tmp_path
     engine = Engine(url)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     case_ids = _many_due(engine, clock, 60)
-    at = clock.now() + timedelta(days=2)
+    at = clock.now() + timedelta(days=4)
 
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
