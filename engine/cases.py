@@ -102,7 +102,8 @@ class CaseService:
             loaded = self._definitions.load(info.id)
             workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock, self._calendars))
             for task in workflow.get_tasks(state=TaskState.READY):
-                task.set_data(**data)
+                # The kind of matter picks its time limits; definitions may rely on these being present.
+                task.set_data(**{"sub_category": None, "urgency": "normal", **data})
             case = Case(definition_id=info.id, process_key=key, status="reported",
                         title=str(data.get("title", "")), grid_code=_str_or_none(data.get("grid_code")),
                         category=_str_or_none(data.get("category")),
@@ -133,7 +134,9 @@ class CaseService:
             reviewed = properties(spiff_task.task_spec).get("reviews")
             if reviewed:
                 self._review(run, reviewed, bool(data.get("accepted")))
-            spiff_task.set_data(**data)
+            # An optional field left out is None, so conditions may test it without failing on a
+            # variable that does not exist.
+            spiff_task.set_data(**{**{f.name: None for f in fields if not f.required}, **data})
             spiff_task.run()
 
         self._task_command(task_id, "complete", {"data": data}, actor, role, clock, apply)

@@ -184,3 +184,24 @@ def test_the_return_window_closes(deployed):
     clock.set(at("2026-11-05T09:00"))  # 2 working days after Monday close on Wednesday 17:30
     with pytest.raises(InvalidCommand, match="return window"):
         walk.give_back("不是我们的")
+
+
+def test_without_handling_days_the_time_limit_table_sets_the_deadline(deployed):
+    clock = FixedClock(at("2026-11-02T09:00"))
+    walk = Walk(deployed, clock, data={**MATTER, "sub_category": "road_lighting", "urgency": "urgent"})
+    walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
+    walk.do("dispatch", unit="路灯所")
+    # Dispatched Monday 09:30; road_lighting/urgent is 8 working hours: 2.5 h + 4 h on Monday, 1.5 h Tuesday.
+    assert clock.now() == at("2026-11-02T09:30")
+    assert _due(deployed, walk.id) == at("2026-11-03T10:30")
+    assert deployed.queries.history(walk.id)[-1].effects["time_limits"] == "2026.1"
+
+
+def test_a_kind_of_matter_the_table_does_not_know_needs_explicit_days(deployed, clock):
+    walk = Walk(deployed, clock)
+    walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
+    task = walk.task("dispatch")
+    with pytest.raises(InvalidCommand, match="sub-categor"):
+        deployed.cases.complete_task(task.id, {"unit": "U"}, actor="a", role="grid_agency", clock=clock)
+    walk.do("dispatch", unit="U", handling_days=2)
+    assert walk.view.status == "dispatched"
