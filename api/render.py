@@ -66,6 +66,8 @@ def timeline(events) -> str:
             what += f" {element}"
         if event.command == "message":
             what += f" {event.payload.get('name')}"
+        if event.command == "timers":
+            what += " (due " + ", ".join(when(datetime.fromisoformat(d["due_at"])) for d in event.payload["due"]) + ")"
         if event.command == "return":
             what += f" ({event.payload.get('reason')})"
         moves = event.effects.get("status") or []
