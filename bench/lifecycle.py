@@ -26,6 +26,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.clock import FixedClock
 from engine.functions import script_engine
+from rules.calendar import WorkCalendar
 from engine.models import Case
 from engine.service import Engine
 from engine.spiff import SERIALIZER, GridBpmnParser
@@ -85,6 +86,19 @@ def engine_lifecycle(engine: Engine, times: dict[str, list[int]]) -> None:
                           f"(finished_at={case.finished_at}); expected 'evaluated' after {len(STEPS)}")
 
 
+class _InMemoryCalendar:
+    """Bare SpiffWorkflow has no database: it gets the same calendar, held in memory."""
+
+    def __init__(self):
+        self._current = (0, WorkCalendar.from_chinese_calendar())
+
+    def current(self):
+        return self._current
+
+
+BARE_CALENDAR = _InMemoryCalendar()
+
+
 def bare_lifecycle(spec, subprocess_specs, times: dict[str, list[int]]) -> None:
     clock = FixedClock(T0)
     state = None
@@ -92,11 +106,11 @@ def bare_lifecycle(spec, subprocess_specs, times: dict[str, list[int]]) -> None:
         clock.advance(minutes=10)
         started = time.perf_counter_ns()
         if kind == "start":
-            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine(clock))
+            workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine(clock, BARE_CALENDAR))
             for task in workflow.get_tasks(state=TaskState.READY):
                 task.set_data(**data)
         else:
-            workflow = SERIALIZER.loads(state, spec, subprocess_specs, script_engine(clock))
+            workflow = SERIALIZER.loads(state, spec, subprocess_specs, script_engine(clock, BARE_CALENDAR))
         if kind == "message":
             workflow.send_event(BpmnEvent(MessageEventDefinition(element), payload=dict(data)))
         elif kind in ("complete", "sign"):
