@@ -70,3 +70,17 @@ def test_a_refused_deploy_names_file_and_element(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "bad.bpmn [raise_level]" in result.stderr and "nothing was changed" in result.stderr
     assert "no definitions deployed" in gridflow(tmp_path, "definitions").stdout
+
+
+def test_deadline_commands(tmp_path):
+    gridflow(tmp_path, "demo")
+    assert "due (CST)" in gridflow(tmp_path, "timers").stdout
+    board = gridflow(tmp_path, "deadlines").stdout
+    assert "no dispatched tasks" in board or "warning" in board
+    assert "seeded from chinesecalendar" in gridflow(tmp_path, "calendar", "show").stdout
+    assert "covers 2027" in gridflow(tmp_path, "calendar", "add-year", "2027", "--holidays", "2027-01-01").stdout
+    bad = gridflow(tmp_path, "calendar", "add-year", "2028", "--holidays", "2028-02-30", check=False)
+    assert bad.returncode == 2 and "not a date" in bad.stderr and "Traceback" not in bad.stderr
+    # The demo's follow-up windows are long past by the real clock: the worker fires them once.
+    assert "fired timers of" in gridflow(tmp_path, "worker", "--once").stdout
+    assert "fired timers of 0 cases" in gridflow(tmp_path, "worker", "--once").stdout
