@@ -1,10 +1,8 @@
 """The 立结案标准 table: how long a responsible unit has for each matter sub-category and urgency (domain.md §4).
 
 The table is data an administrator edits in a spreadsheet: `data/time_limits.csv`, one row per (sub-category,
-urgency). Its version lives beside it in `data/time_limits.meta.json` ({"version", "effective_from"}) rather
-than in a comment line (Excel would mangle it, and `csv` would read it as a row) or a column (repeated in every
-row, and one stale cell makes two versions). Loading checks every row and reports every problem at once, with
-the row number the spreadsheet shows (header = row 1), because the person fixing it works in the spreadsheet.
+urgency), with its version beside it in `data/time_limits.meta.json`. Loading checks every row and reports
+every problem at once, with the row number the spreadsheet shows (`tables.py` says why the tables work so).
 
 Units: `working_days` (a whole number; 0 means the same working day, 当日, for a worker's own matters),
 `working_hours`, `natural_hours` (emergencies: the clock runs through nights and holidays). The sign-for limit
@@ -12,19 +10,17 @@ is in working hours and the return window in working days; neither may outlast t
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 from .calendar import WorkCalendar
+from .tables import (
+    NotInTable, TableError, TableProblem, canonical_sha256, is_code, read_csv, read_csv_rows, read_meta,
+)
 
 # The nine kinds of grid matters of 条例 §12, spelled as the regulation spells them.
 CATEGORIES = ("基础信息采集", "社情民意收集", "法律政策宣传", "民生事项服务", "心理疏导和危机干预",
@@ -37,32 +33,12 @@ COLUMNS = ("sub_category", "name", "category", "urgency", "handling_limit", "han
 _PACKAGED = "time_limits.csv"
 
 
-class TableProblem(NamedTuple):
-    file: str
-    row: int | None      # as the spreadsheet numbers it: the header is row 1
-    column: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = ", ".join(part for part in (self.file, self.row and f"row {self.row}",
-                                            self.column and f"column {self.column}") if part)
-        return f"{where}: {self.reason}"
+class TimeLimitTableError(TableError):
+    what = "the time-limit table"
 
 
-class TimeLimitTableError(ValueError):
-    """The table cannot be used; `problems` lists every one found, each with its file, row and column."""
-
-    def __init__(self, problems: list[TableProblem]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"the time-limit table has {len(self.problems)} problem(s):\n{lines}")
-
-
-class UnknownSubCategory(KeyError):
+class UnknownSubCategory(NotInTable):
     """No limit for that sub-category (or not at that urgency); the message names what the table has."""
-
-    def __str__(self) -> str:  # KeyError would show the message in quotes
-        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -127,100 +103,29 @@ class TimeLimitTable:
     @cached_property
     def fingerprint(self) -> str:
         """sha256 of what the table means (not its bytes): re-saving or re-ordering in Excel keeps it."""
-        canonical = json.dumps(
-            {"version": self.version, "effective_from": self.effective_from.isoformat(),
-             "limits": [asdict(self.limits[key]) for key in sorted(self.limits)]},
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_sha256({"version": self.version, "effective_from": self.effective_from.isoformat(),
+                                 "limits": [asdict(self.limits[key]) for key in sorted(self.limits)]})
 
 
 def load_time_limits(path: str | Path | None = None) -> TimeLimitTable:
     """Load and check the table at `path` (its meta file beside it), or the one shipped in `rules/data`."""
-    if path is None:
-        data = resources.files(__package__).joinpath("data")
-        csv_name, meta_name = _PACKAGED, _meta_name(_PACKAGED)
-        csv_bytes, meta_bytes = data.joinpath(csv_name).read_bytes(), _read(data.joinpath(meta_name))
-    else:
-        path = Path(path)
-        csv_name, meta_name = path.name, _meta_name(path.name)
-        csv_bytes, meta_bytes = path.read_bytes(), _read(path.with_name(meta_name))
+    csv_name, csv_bytes = read_csv(path, _PACKAGED)
     problems: list[TableProblem] = []
-    version, effective_from = _check_meta(meta_name, meta_bytes, problems)
+    version, effective_from = read_meta(path, _PACKAGED, problems)
     limits = _check_rows(csv_name, csv_bytes, problems)
     if problems:
         raise TimeLimitTableError(problems)
     return TimeLimitTable(version=version, effective_from=effective_from, limits=limits)
 
 
-def _meta_name(csv_name: str) -> str:
-    return csv_name.removesuffix(".csv") + ".meta.json"
-
-
-def _read(source) -> bytes | None:
-    try:
-        return source.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _check_meta(name: str, raw: bytes | None, problems: list[TableProblem]) -> tuple[str, date]:
-    if raw is None:
-        problems.append(TableProblem(name, None, None, 'missing: it gives the table\'s version, as '
-                                                       '{"version": "2026.1", "effective_from": "2026-01-01"}'))
-        return "", date.min
-    try:
-        meta = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(TableProblem(name, None, None, f"not valid JSON: {exc}"))
-        return "", date.min
-    if not isinstance(meta, dict):
-        problems.append(TableProblem(name, None, None, "must be a JSON object with version and effective_from"))
-        return "", date.min
-    version = meta.get("version")
-    if not isinstance(version, str) or not version.strip():
-        problems.append(TableProblem(name, None, "version", "must be a non-empty text such as \"2026.1\""))
-        version = ""
-    try:
-        effective_from = date.fromisoformat(meta.get("effective_from"))
-    except (TypeError, ValueError):
-        problems.append(TableProblem(name, None, "effective_from", "must be a date YYYY-MM-DD"))
-        effective_from = date.min
-    return version.strip(), effective_from
-
-
 def _check_rows(name: str, raw: bytes, problems: list[TableProblem]) -> dict[tuple[str, str], TimeLimit]:
-    try:
-        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
-    except UnicodeDecodeError:
-        problems.append(TableProblem(name, None, None, "not UTF-8 text; in Excel save it as "
-                                                       "\"CSV UTF-8 (逗号分隔)\", not plain CSV (GBK)"))
+    rows = read_csv_rows(name, raw, COLUMNS, problems)
+    if rows is None:
         return {}
-    # Rows are counted as records, not lines: a cell with a line break is still one spreadsheet row.
-    records = list(csv.reader(io.StringIO(text, newline="")))
-    if not records:
-        problems.append(TableProblem(name, 1, None, f"empty file; the header row is: {','.join(COLUMNS)}"))
-        return {}
-    header = [cell.strip() for cell in records[0]]
-    header_problems = [TableProblem(name, 1, column, "missing column") for column in COLUMNS
-                       if column not in header]
-    header_problems += [TableProblem(name, 1, column or f"#{i}", f"unknown column; the columns are: "
-                                                                 f"{', '.join(COLUMNS)}")
-                        for i, column in enumerate(header, start=1) if column not in COLUMNS]
-    header_problems += [TableProblem(name, 1, column, "column appears twice") for column in COLUMNS
-                        if header.count(column) > 1]
-    if header_problems:  # without the header no cell can be read for sure
-        problems.extend(header_problems)
-        return {}
-
     limits: dict[tuple[str, str], TimeLimit] = {}
     first_row: dict[tuple[str, str], int] = {}
     described: dict[str, tuple[int, str, str]] = {}
-    for row_number, record in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in record):
-            continue  # Excel leaves blank rows behind; they hold nothing
-        if len(record) > len(header) and any(cell.strip() for cell in record[len(header):]):
-            problems.append(TableProblem(name, row_number, None, f"{len(record)} cells but {len(header)} columns"))
-        cells = {column: (record[i].strip() if i < len(record) else "") for i, column in enumerate(header)}
+    for row_number, cells in rows:
         row = _check_row(name, row_number, cells, problems)
         if row is None:
             continue
@@ -252,8 +157,7 @@ def _check_row(name: str, row: int, cells: dict[str, str], problems: list[TableP
     sub_category = cells["sub_category"]
     if not sub_category:
         problem("sub_category", "empty")
-    elif not (sub_category[0].isascii() and sub_category[0].isalpha() and sub_category.islower()
-              and all(c.isascii() and (c.isalnum() or c == "_") for c in sub_category)):
+    elif not is_code(sub_category):
         problem("sub_category", f"{sub_category!r} is not a code of lower-case letters, digits and _")
     for column in ("name", "closing_condition"):
         if not cells[column]:

@@ -1,4 +1,3 @@
-import json
 from datetime import date, datetime
 
 import pytest
@@ -7,6 +6,7 @@ from rules.calendar import BEIJING, UnknownYear, WorkCalendar
 from rules.time_limits import (
     CATEGORIES, COLUMNS, TimeLimitTableError, UnknownSubCategory, load_time_limits,
 )
+from tests.table_files import raised, write_csv
 
 HEADER = ",".join(COLUMNS)
 GOOD = "road_lighting,路灯不亮,民生事项服务,normal,3,working_days,2,2,路灯恢复照明"
@@ -26,19 +26,12 @@ def table():
     return load_time_limits()
 
 
-def write_table(tmp_path, *lines, header=HEADER, meta=None, name="limits.csv", encoding="utf-8"):
-    path = tmp_path / name
-    path.write_bytes("\r\n".join([header, *lines]).encode(encoding) + b"\r\n")
-    if meta is not False:
-        meta_text = json.dumps(meta if meta is not None else {"version": "t.1", "effective_from": "2026-01-01"})
-        path.with_name(name.removesuffix(".csv") + ".meta.json").write_text(meta_text, encoding="utf-8")
-    return path
+def write_table(tmp_path, *lines, header=HEADER, name="limits.csv", **options):
+    return write_csv(tmp_path / name, header, *lines, **options)
 
 
 def problems_of(path):
-    with pytest.raises(TimeLimitTableError) as caught:
-        load_time_limits(path)
-    return caught.value
+    return raised(TimeLimitTableError, load_time_limits, path)
 
 
 # --- the shipped table ------------------------------------------------------------------------------------------

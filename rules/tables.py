@@ -1,0 +1,156 @@
+"""What every rules table shares: a CSV an administrator edits in a spreadsheet, its version in a meta file.
+
+A table is `data/<name>.csv` with `data/<name>.meta.json` ({"version", "effective_from"}) beside it, rather than
+a comment line (Excel would mangle it, and `csv` would read it as a row) or a column (repeated in every row, and
+one stale cell makes two versions). Checking a table collects every problem in a list instead of stopping at
+the first, each with the row number the spreadsheet shows (header = row 1), because the person fixing it works
+in the spreadsheet and should fix everything in one round.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import date
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+
+class TableProblem(NamedTuple):
+    file: str
+    row: int | None      # as the spreadsheet numbers it: the header is row 1
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = ", ".join(part for part in (self.file, self.row and f"row {self.row}",
+                                            self.column and f"column {self.column}") if part)
+        return f"{where}: {self.reason}"
+
+
+class TableError(ValueError):
+    """The table cannot be used; `problems` lists every one found, each with its file, row and column."""
+
+    what = "the table"   # each table's error names its table, as the person reading the message knows it
+
+    def __init__(self, problems: list[TableProblem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{self.what} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class NotInTable(KeyError):
+    """A lookup the table cannot answer; the message names the table."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
+def canonical_sha256(meaning: Any) -> str:
+    """sha256 of a table's meaning as canonical JSON, so key order and spacing cannot change it."""
+    canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def read_csv(path: str | Path | None, packaged: str) -> tuple[str, bytes]:
+    """The file name and bytes of the table at `path`, or of the one shipped in `rules/data` as `packaged`."""
+    if path is None:
+        return packaged, _shipped(packaged).read_bytes()
+    path = Path(path)
+    return path.name, path.read_bytes()
+
+
+def beside(path: str | Path | None, name: str) -> Path | Traversable:
+    """The file `name` in the folder of the table at `path`, or in `rules/data` when the table is the shipped one."""
+    return _shipped(name) if path is None else Path(path).with_name(name)
+
+
+def read_if_present(source: Path | Traversable) -> bytes | None:
+    try:
+        return source.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def read_meta(path: str | Path | None, packaged: str, problems: list[TableProblem]) -> tuple[str, date]:
+    """The version and effective_from of the table at `path` (or the shipped `packaged`), from the meta file
+    beside it; what is wrong with the file goes to `problems`, and a part that cannot be read is "" or date.min."""
+    name = (packaged if path is None else Path(path).name).removesuffix(".csv") + ".meta.json"
+    raw = read_if_present(beside(path, name))
+    if raw is None:
+        problems.append(TableProblem(name, None, None, 'missing: it gives the table\'s version, as '
+                                                       '{"version": "2026.1", "effective_from": "2026-01-01"}'))
+        return "", date.min
+    try:
+        meta = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(TableProblem(name, None, None, f"not valid JSON: {exc}"))
+        return "", date.min
+    if not isinstance(meta, dict):
+        problems.append(TableProblem(name, None, None, "must be a JSON object with version and effective_from"))
+        return "", date.min
+    version = meta.get("version")
+    if not isinstance(version, str) or not version.strip():
+        problems.append(TableProblem(name, None, "version", "must be a non-empty text such as \"2026.1\""))
+        version = ""
+    try:
+        effective_from = date.fromisoformat(meta.get("effective_from"))
+    except (TypeError, ValueError):
+        problems.append(TableProblem(name, None, "effective_from", "must be a date YYYY-MM-DD"))
+        effective_from = date.min
+    return version.strip(), effective_from
+
+
+def read_csv_rows(name: str, raw: bytes, columns: tuple[str, ...],
+                  problems: list[TableProblem]) -> Iterator[tuple[int, dict[str, str]]] | None:
+    """The non-blank rows as (spreadsheet row number, {column: stripped cell}) once the header checks out; None,
+    with the reasons in `problems`, when the file or its header cannot be read.
+
+    Rows are read as they are iterated and a row with cells beyond the header is reported then, so a caller
+    that checks each row as it reads it reports every problem in row order."""
+    try:
+        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
+    except UnicodeDecodeError:
+        problems.append(TableProblem(name, None, None, "not UTF-8 text; in Excel save it as "
+                                                       "\"CSV UTF-8 (逗号分隔)\", not plain CSV (GBK)"))
+        return None
+    # Rows are counted as records, not lines: a cell with a line break is still one spreadsheet row.
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    if not records:
+        problems.append(TableProblem(name, 1, None, f"empty file; the header row is: {','.join(columns)}"))
+        return None
+    header = [cell.strip() for cell in records[0]]
+    header_problems = [TableProblem(name, 1, column, "missing column") for column in columns
+                       if column not in header]
+    header_problems += [TableProblem(name, 1, column or f"#{i}", f"unknown column; the columns are: "
+                                                                 f"{', '.join(columns)}")
+                        for i, column in enumerate(header, start=1) if column not in columns]
+    header_problems += [TableProblem(name, 1, column, "column appears twice") for column in columns
+                        if header.count(column) > 1]
+    if header_problems:  # without the header no cell can be read for sure
+        problems.extend(header_problems)
+        return None
+    return _rows(name, header, records[1:], problems)
+
+
+def is_code(text: str) -> bool:
+    """A code as every table writes it: lower-case ASCII letters, digits and _, starting with a letter."""
+    return bool(text) and text[0].isascii() and text[0].isalpha() and text.islower() and all(
+        c.isascii() and (c.isalnum() or c == "_") for c in text)
+
+
+def _shipped(name: str) -> Traversable:
+    return resources.files(__package__).joinpath("data", name)
+
+
+def _rows(name: str, header: list[str], records: list[list[str]],
+          problems: list[TableProblem]) -> Iterator[tuple[int, dict[str, str]]]:
+    for row, record in enumerate(records, start=2):
+        if not any(cell.strip() for cell in record):
+            continue  # Excel leaves blank rows behind; they hold nothing
+        if len(record) > len(header) and any(cell.strip() for cell in record[len(header):]):
+            problems.append(TableProblem(name, row, None, f"{len(record)} cells but {len(header)} columns"))
+        yield row, {column: (record[i].strip() if i < len(record) else "") for i, column in enumerate(header)}
