@@ -21,7 +21,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from rules import status as statuses
 from rules import task_lifecycle as lifecycle
 from rules.calendar import UnknownYear
+from rules.catalog import shipped_catalog
 from rules.levels import LEVELS
+from rules.negative_list import OnNegativeList, check_admissible
 from rules.time_limits import UnknownSubCategory
 
 from . import history, timers
@@ -96,6 +98,7 @@ class CaseService:
               clock: Clock = SYSTEM_CLOCK) -> int:
         """Start a case on the latest (or the named) version of `key`; returns the case id."""
         _check_payload(data)
+        _check_intake(data)
         now = clock.now()
         with self.transaction() as session:
             info = self._definitions.find(key, version, session=session)
@@ -508,6 +511,21 @@ def _waiting_messages(workflow) -> set[str]:
 
 def _sign_required(spiff_task) -> bool:
     return "status_on_sign" in properties(spiff_task.task_spec)
+
+
+def _check_intake(data: dict) -> None:
+    """A matter of a kind the negative list names is refused at intake, citing 条例 §14; any other kind
+    must be in the city's admission catalog (§13)."""
+    kind = data.get("sub_category")
+    if kind is None:
+        return
+    try:
+        check_admissible(str(kind))
+    except OnNegativeList as exc:
+        raise InvalidCommand(f"not admissible: {exc}") from None
+    if str(kind) not in shipped_catalog():
+        raise InvalidCommand(f"sub_category {kind!r} is not in the admission catalog (准入分类目录); "
+                             f"known kinds include {', '.join(shipped_catalog().codes[:5])}, ...")
 
 
 def _check_payload(data) -> None:

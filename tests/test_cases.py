@@ -331,3 +331,14 @@ def test_timestamps_are_utc_on_both_databases(deployed):
         found = s.scalars(sa.select(Case.id).where(Case.created_at < datetime(2026, 11, 2, 1, 30,
                                                                              tzinfo=timezone.utc))).all()
     assert walk.id in found
+
+
+def test_a_negative_list_matter_is_refused_at_intake_citing_the_article(deployed, clock):
+    with pytest.raises(InvalidCommand, match="第十四条"):
+        deployed.cases.start("grid_matter", {**MATTER, "sub_category": "administrative_penalty_decision"},
+                             actor="w", role="grid_worker", clock=clock)
+    with pytest.raises(InvalidCommand, match="not in the admission catalog"):
+        deployed.cases.start("grid_matter", {**MATTER, "sub_category": "no_such_kind"}, actor="w",
+                             role="grid_worker", clock=clock)
+    assert deployed.queries.cases() == []
+    assert Walk(deployed, clock, data={**MATTER, "sub_category": "road_lighting"}).view.status == "reported"
