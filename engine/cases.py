@@ -106,7 +106,7 @@ class CaseService:
             workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock, self._calendars))
             for task in workflow.get_tasks(state=TaskState.READY):
                 # The kind of matter picks its time limits; definitions may rely on these being present.
-                task.set_data(**{"sub_category": None, "urgency": "normal", **data})
+                task.set_data(**{"sub_category": None, "urgency": "normal", "grid_code": None, **data})
             case = Case(definition_id=info.id, process_key=key, status="reported",
                         title=str(data.get("title", "")), grid_code=_str_or_none(data.get("grid_code")),
                         category=_str_or_none(data.get("category")),

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rules.calendar import UnknownYear
+from rules.grid_codes import InvalidDivisionCode, InvalidGridCode
 from rules.levels import next_level
+from rules.routing import NoRoute, RoutingTable, load_routing
 from rules.time_limits import TimeLimitTable, UnknownSubCategory, load_time_limits
 
 from .clock import Clock
@@ -19,6 +21,12 @@ MAX_OFFSET_DAYS = 3660
 def time_limits() -> TimeLimitTable:
     """The 立结案标准 table shipped in rules/data, validated once per process."""
     return load_time_limits()
+
+
+@lru_cache(maxsize=1)
+def routing() -> RoutingTable:
+    """The routing table shipped in rules/data, checked for ties and gaps against the time-limit table."""
+    return load_routing(sub_categories=time_limits().sub_categories)
 
 
 def _parse(moment: str) -> datetime:
@@ -53,13 +61,15 @@ def _level_up(level: str) -> str:
 
 
 class Deadlines:
-    """Working-day arithmetic for one command; remembers which calendar and table versions it used, so
-    the command's history event can name them and a replay can compute the same deadlines."""
+    """Working-day arithmetic and routing for one command; remembers which calendar, time-limit and
+    routing versions it used, so the command's history event can name them and a replay can compute the
+    same deadlines and units."""
 
     def __init__(self, calendars):
         self._calendars = calendars
         self.calendar_version: int | None = None
         self.time_limits_version: str | None = None
+        self.routing_version: str | None = None
         self._calendar = None
 
     def calendar(self):
@@ -93,8 +103,30 @@ class Deadlines:
         self.time_limits_version = table.version
         return self._compute(lambda cal: limit.deadline(_parse(moment), cal))
 
+    def route(self, sub_category, level, grid_code):
+        """Routing is a whitelisted function rather than a DMN table: it needs area-prefix specificity,
+        a fallback to higher levels and tie/gap checks when the table loads, none of which SpiffWorkflow's
+        DMN offers (its UNIQUE policy does not even check uniqueness)."""
+        table = routing()
+        try:
+            found = table.route(str(sub_category), str(level), str(grid_code))
+        except (NoRoute, InvalidGridCode, InvalidDivisionCode, ValueError) as exc:
+            raise ExpressionError(f"no unit to route to: {exc}") from None
+        self.routing_version = table.version
+        return found
+
+    def route_unit(self, sub_category, level, grid_code) -> str:
+        """The lead unit (主办) for this kind of matter at this level in this grid."""
+        return self.route(sub_category, level, grid_code).lead_unit
+
+    def route_assisting(self, sub_category, level, grid_code) -> list:
+        """The assisting units (协办)."""
+        return list(self.route(sub_category, level, grid_code).assisting_units)
+
     def used(self) -> dict:
         used = {}
+        if self.routing_version is not None:
+            used["routing"] = self.routing_version
         if self.calendar_version is not None:
             used["calendar"] = self.calendar_version
         if self.time_limits_version is not None:
@@ -107,7 +139,9 @@ def functions(clock: Clock | None, deadlines: Deadlines | None) -> dict:
             "next_level": _level_up,
             "add_working_days": deadlines.add_working_days if deadlines else None,
             "add_working_hours": deadlines.add_working_hours if deadlines else None,
-            "handling_deadline": deadlines.handling_deadline if deadlines else None}
+            "handling_deadline": deadlines.handling_deadline if deadlines else None,
+            "route_unit": deadlines.route_unit if deadlines else None,
+            "route_assisting": deadlines.route_assisting if deadlines else None}
 
 
 def script_engine(clock: Clock, calendars=None) -> SafeScriptEngine:

@@ -342,3 +342,26 @@ def test_a_negative_list_matter_is_refused_at_intake_citing_the_article(deployed
                              role="grid_worker", clock=clock)
     assert deployed.queries.cases() == []
     assert Walk(deployed, clock, data={**MATTER, "sub_category": "road_lighting"}).view.status == "reported"
+
+
+def test_dispatch_without_a_unit_routes_by_kind_level_and_area(deployed, clock):
+    walk = Walk(deployed, clock, data={**MATTER, "sub_category": "road_lighting"})
+    walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
+    walk.do("dispatch", handling_days=2)
+    handle = walk.task("handle")
+    assert handle.unit == "hq_anju_wuye"  # the community's own rule beats the county-wide one
+    assert walk.view.data["assisting_units"] == ["hq_power"]
+    assert deployed.queries.history(walk.id)[-1].effects["routing"] == "2026.1"
+
+
+def test_the_agency_may_name_the_unit_itself(deployed, clock):
+    walk = Walk(deployed, clock, data={**MATTER, "sub_category": "road_lighting"}).dispatched(unit="自选单位")
+    assert walk.task("handle").unit == "自选单位"
+
+
+def test_a_matter_that_cannot_be_routed_says_why(deployed, clock):
+    walk = Walk(deployed, clock, data={**MATTER, "sub_category": None})
+    walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
+    task = walk.task("dispatch")
+    with pytest.raises(InvalidCommand, match="no unit to route to"):
+        deployed.cases.complete_task(task.id, {"handling_days": 2}, actor="a", role="grid_agency", clock=clock)
