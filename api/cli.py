@@ -414,5 +414,97 @@ def demo(ctx, processes):
     run_demo(_engine(ctx), folder, click.echo)
 
 
+@main.group()
+def registry():
+    """The grid registry (条例 §7–§11): divisions, grids, workers; checks and public notices."""
+
+
+@registry.command("import")
+@click.argument("kind", type=click.Choice(["divisions", "grids", "workers"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--by", "who", default="admin", show_default=True, help="Who imports (recorded).")
+@click.pass_context
+@reports_errors
+def registry_import(ctx, kind, file, who):
+    """Import KIND from FILE (.csv or .xlsx); all or nothing, every bad row reported."""
+    store = _engine(ctx).registry
+    suffix = file.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        raise click.UsageError(f"{file.name}: give a .csv or .xlsx file")
+    load = store.import_xlsx if suffix == ".xlsx" else store.import_csv
+    click.echo(str(load(kind, file.read_bytes(), who, file=file.name)))
+
+
+@registry.command("export")
+@click.argument("kind", type=click.Choice(["divisions", "grids", "workers"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: CSV to standard output).")
+@click.pass_context
+@reports_errors
+def registry_export(ctx, kind, fmt, out):
+    """Export the current KIND rows, in the columns `registry import` reads."""
+    store = _engine(ctx).registry
+    data = store.export_xlsx(kind) if fmt == "xlsx" else store.export_csv(kind)
+    if out is not None:
+        out.write_bytes(data)
+        click.echo(f"wrote {out}")
+    elif fmt == "xlsx":
+        raise click.UsageError("an xlsx export needs --out FILE")
+    else:
+        click.echo(data.decode("utf-8-sig"), nl=False)
+
+
+@registry.command("sample")
+@click.option("--by", "who", default="admin", show_default=True)
+@click.pass_context
+@reports_errors
+def registry_sample(ctx, who):
+    """Load the fictional county 410702 红旗区 (idempotent) and the units."""
+    for result in _engine(ctx).registry.load_sample(who):
+        click.echo(str(result))
+
+
+@registry.command("check")
+@click.option("--date", "on_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The day to check (default today).")
+@click.pass_context
+@reports_errors
+def registry_check(ctx, on_date):
+    """Grids without a full-time worker (条例 §10) and urban grids outside 300–500 households (§8)."""
+    store = _engine(ctx).registry
+    missing = store.grids_without_full_time_worker(on_date.date() if on_date else None)
+    click.echo(f"grids without a full-time worker (条例 §10): {len(missing)}")
+    if missing:
+        click.echo(render.table(["grid", "name", "part-time workers"],
+                                [[g["code"], g["name"], g["part_time_workers"]] for g in missing]))
+    warnings = store.household_warnings()
+    click.echo(f"\nurban grids outside 300–500 households (条例 §8): {len(warnings)}")
+    if warnings:
+        click.echo(render.table(["grid", "name", "households"],
+                                [[w["code"], w["name"], w["households"]] for w in warnings]))
+
+
+@registry.command("notice")
+@click.argument("grid")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a printable page to this file.")
+@click.pass_context
+@reports_errors
+def registry_notice(ctx, grid, html_out):
+    """The public notice of GRID (条例 §11)."""
+    store = _engine(ctx).registry
+    notice = store.public_notice(grid)
+    click.echo(f"{notice['grid_name']} ({notice['grid_code']}, {notice['grid_type']})")
+    click.echo(f"范围: {notice['area']}")
+    for worker in notice["workers"] or [{"name": "（待配备）", "role": "", "phone": ""}]:
+        click.echo(f"  {worker['role']} {worker['name']} {worker['phone']}".rstrip())
+    click.echo(f"职责: {notice['duties']}")
+    click.echo(f"监督电话: {notice['supervision_phone']}")
+    if html_out is not None:
+        html_out.write_text(store.public_notice_html(grid), encoding="utf-8")
+        click.echo(f"wrote {html_out}")
+
+
 if __name__ == "__main__":
     main()

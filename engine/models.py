@@ -1,7 +1,7 @@
 """Tables. A case row holds the workflow instance state (the spec is stored once, on its definition)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -153,5 +153,90 @@ class CalendarVersion(Base):
     fingerprint: Mapped[str] = mapped_column(sa.String(64), unique=True)
     data: Mapped[dict] = mapped_column(JSON)
     note: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+# The registry (条例 §7–§11). Codes, not surrogate ids, link its tables: a grid's code is what every
+# spreadsheet, case and routing rule names it by, and a row keeps the code it had when it was current.
+
+class Division(Base):
+    """A county (6 digits), township/street (9) or community/village (12) of the statistical division codes."""
+
+    __tablename__ = "divisions"
+
+    code: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    level: Mapped[str] = mapped_column(sa.String(20))   # county, township, community
+    parent_code: Mapped[str | None] = mapped_column(sa.String(12), index=True)
+    # The number printed on grid notices for complaints about the grid's service (条例 §11); a community
+    # without its own uses its township's, and so on up.
+    supervision_phone: Mapped[str | None] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+class Grid(Base):
+    """One grid as drawn between two dates. A redraw or recode closes the row and opens the next, so the
+    registry can say what a code meant on any day, and a case keeps pointing at the grid it was reported in."""
+
+    __tablename__ = "grids"
+    __table_args__ = (
+        # One current row per code; retired rows keep theirs.
+        sa.Index("uq_grids_current_code", "code", unique=True, postgresql_where=sa.text("effective_to IS NULL"),
+                 sqlite_where=sa.text("effective_to IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(16), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    grid_type: Mapped[str] = mapped_column(sa.String(1))
+    households: Mapped[int]
+    community_code: Mapped[str] = mapped_column(sa.ForeignKey("divisions.code"), index=True)
+    boundary: Mapped[str] = mapped_column(sa.Text)
+    effective_from: Mapped[date] = mapped_column(sa.Date)
+    effective_to: Mapped[date | None] = mapped_column(sa.Date)
+    # The row this one took over from, so a grid's history can be followed across recodes.
+    replaces_id: Mapped[int | None] = mapped_column(sa.ForeignKey("grids.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+class GridWorker(Base):
+    """A worker's assignment to a grid (条例 §10), dated like the grid rows it follows."""
+
+    __tablename__ = "grid_workers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    phone: Mapped[str] = mapped_column(sa.String(40))
+    employment: Mapped[str] = mapped_column(sa.String(20))   # full_time, part_time
+    grid_code: Mapped[str] = mapped_column(sa.String(16), index=True)
+    effective_from: Mapped[date] = mapped_column(sa.Date)
+    effective_to: Mapped[date | None] = mapped_column(sa.Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+class UnitRow(Base):
+    """A linkage department or service unit (条例 §16), kept in line with rules/data/units.csv."""
+
+    __tablename__ = "units"
+
+    code: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    levels: Mapped[list] = mapped_column(JSON)
+
+
+class Filing(Base):
+    """备案: what the city is told about each change to the grids (条例 §7). Append-only."""
+
+    __tablename__ = "filings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(40), index=True)
+    grid_code: Mapped[str | None] = mapped_column(sa.String(16), index=True)
+    payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(sa.String(200))

@@ -6,6 +6,7 @@ from .cases import CaseService
 from .db import database_url, make_engine, make_sessionmaker
 from .definitions import DefinitionStore
 from .queries import CaseQueries
+from .registry import RegistryStore
 from .schema import upgrade
 from .standing import DeadlineBoard
 from .timers import TimerService
@@ -27,6 +28,7 @@ class Engine:
         self.queries = CaseQueries(self.readers, self.definitions)
         self.timers = TimerService(self.sessions, self.readers, self.cases)
         self.deadlines = DeadlineBoard(self.readers, self.calendars)
+        self.registry = RegistryStore(self.sessions, self.readers)
 
     def close(self) -> None:
         self.db.dispose()
