@@ -15,10 +15,21 @@ from . import render
 START = datetime(2026, 11, 2, 9, 0, tzinfo=render.BEIJING)  # a Monday morning
 OFFICE_HOURS = (9, 18)
 
-# A fictional county; the registry issue replaces these with the shipped sample data.
+# A grid of the sample registry (the fictional county 410702 红旗区 shipped in engine/sample_registry).
 GRID = "410702001001U001"
-WORKER = "张伟 (网格员)"
-AGENCIES = {"community": "平原路社区网格站", "township": "平原路街道网格中心", "county": "红旗区网格化服务管理中心"}
+AGENCY_SUFFIX = {"community": "网格站", "township": "网格中心", "county": "网格化服务管理中心"}
+
+
+class Cast:
+    """Who acts in the demo, read from the registry: the grid's full-time worker, the agencies above
+    the grid, the units by their registered names."""
+
+    def __init__(self, engine: Engine, grid: str):
+        registry = engine.registry
+        self.worker = next(w.name for w in registry.workers(grid) if w.employment == "full_time") + " (网格员)"
+        self.agencies = {level: registry.division_name(registry.agency_for(grid, level)) + suffix
+                         for level, suffix in AGENCY_SUFFIX.items()}
+        self.units = {u.code: u.name for u in registry.units()}
 
 
 def _after(clock: FixedClock, hours: float) -> None:
@@ -42,9 +53,9 @@ def _after(clock: FixedClock, hours: float) -> None:
 class Matter:
     """One matter walked through the process by the people who handle it."""
 
-    def __init__(self, engine: Engine, clock: FixedClock, data: dict):
-        self.engine, self.clock = engine, clock
-        self.id = engine.cases.start("grid_matter", data, actor=WORKER, role="grid_worker", clock=clock)
+    def __init__(self, engine: Engine, clock: FixedClock, cast: Cast, data: dict):
+        self.engine, self.clock, self.cast = engine, clock, cast
+        self.id = engine.cases.start("grid_matter", data, actor=cast.worker, role="grid_worker", clock=clock)
 
     def _task(self, element: str):
         for task in self.engine.queries.tasks(case_id=self.id):
@@ -54,10 +65,10 @@ class Matter:
 
     def _actor(self, task) -> str:
         if task.role == "grid_agency":
-            return AGENCIES.get(task.agency_level or "", "网格机构")
+            return self.cast.agencies.get(task.agency_level or "", "网格机构")
         if task.role == "responsible_unit":
-            return task.unit or "责任单位"
-        return WORKER
+            return self.cast.units.get(task.unit, task.unit or "责任单位")
+        return self.cast.worker
 
     def do(self, element: str, hours: float = 1, **data) -> "Matter":
         _after(self.clock, hours)
@@ -88,23 +99,28 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     uploads = {p.name: p.read_bytes() for p in sorted(folder.glob("*.bpmn")) + sorted(folder.glob("*.dmn"))}
     clock = FixedClock(START)
     echo(f"database: {engine.url}")
+    engine.registry.load_sample(by="demo-admin")
+    echo(f"registry: sample county 红旗区 — {engine.registry.count('grids')} grids, "
+         f"{engine.registry.count('workers')} workers, {len(engine.registry.units())} units")
+    cast = Cast(engine, GRID)
     for outcome in engine.definitions.deploy(uploads, "demo-admin", clock):
         echo(f"deploy  {outcome}")
 
     cases = []
     echo("\n1. Self-handled: a grid worker clears a blocked fire escape the same day")
-    m = Matter(engine, clock, {"title": "楼道堆放杂物堵塞消防通道", "grid_code": GRID, "category": "安全隐患排查",
+    m = Matter(engine, clock, cast, {"title": "楼道堆放杂物堵塞消防通道", "grid_code": GRID, "category": "安全隐患排查",
                                "reporter": {"name": "李秀英", "phone": "13800000001"}})
     m.do("verify_register", verified=True, within_authority=True)
     m.do("self_handle", hours=3, resolved=True, result="已督促住户清理杂物，通道恢复畅通")
     cases.append(m)
 
     echo("2. Escalated to the street, dispatched, signed for, handled, checked, closed, follow-up")
-    m = Matter(engine, clock, {"title": "小区主干道路灯连续损坏", "grid_code": GRID, "category": "民生事项服务"})
+    m = Matter(engine, clock, cast, {"title": "小区主干道路灯连续损坏", "grid_code": GRID, "category": "民生事项服务",
+                                     "sub_category": "road_lighting"})
     m.do("verify_register", verified=True, within_authority=False)
     m.do("accept_report", decision="escalate")
     m.do("accept_report", hours=2, decision="file")
-    m.do("dispatch", unit="红旗区城市照明管理所", handling_days=3)
+    m.do("dispatch", handling_days=3)  # no unit named: routed by kind, level and area
     m.sign(hours=2)
     m.do("handle", hours=14, result="更换灯具 6 套，线路检修完毕", final=True)
     m.do("check_result", hours=4, passed=True, comment="现场核查路灯全部正常")
@@ -113,12 +129,12 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cases.append(m)
 
     echo("3. Returned by the first unit (退单) and re-dispatched to the responsible one")
-    m = Matter(engine, clock, {"title": "临街餐馆油烟直排扰民", "grid_code": GRID, "category": "矛盾纠纷排查化解"})
+    m = Matter(engine, clock, cast, {"title": "临街餐馆油烟直排扰民", "grid_code": GRID, "category": "矛盾纠纷排查化解"})
     m.do("verify_register", verified=True, within_authority=False)
     m.do("accept_report", decision="file")
-    m.do("dispatch", unit="平原路市场监管所", handling_days=3)
+    m.do("dispatch", unit="hq_chengguan", handling_days=3)
     m.give_back("油烟排放属生态环境部门职责，非本所管辖", hours=3)
-    m.do("dispatch", unit="红旗区生态环境分局", handling_days=5)
+    m.do("dispatch", unit="hq_zhifa_001", handling_days=5)
     m.sign()
     m.do("handle", hours=30, result="责令安装油烟净化设施并已验收")
     m.do("check_result", hours=5, passed=False, comment="夜间仍有油烟外溢")
@@ -128,11 +144,11 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cases.append(m)
 
     echo("4. Overdue: the unit misses its deadline; the timer service asks it to explain in writing")
-    m = Matter(engine, clock, {"title": "小区供水管道漏水", "grid_code": GRID, "category": "民生事项服务",
+    m = Matter(engine, clock, cast, {"title": "小区供水管道漏水", "grid_code": GRID, "category": "民生事项服务",
                                "sub_category": "water_supply_outage", "urgency": "urgent"})
     m.do("verify_register", verified=True, within_authority=False)
     m.do("accept_report", decision="file")
-    m.do("dispatch", unit="红旗区供水公司", handling_days=1)
+    m.do("dispatch", handling_days=1)
     m.sign()
     _after(clock, 12)
     result = engine.timers.sweep(clock, worker="timer-service")
@@ -145,7 +161,7 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cases.append(m)
 
     echo("5. Not admissible: a report that does not check out is not filed, with its reason")
-    m = Matter(engine, clock, {"title": "反映小区有人违章搭建", "grid_code": GRID, "category": "安全隐患排查"})
+    m = Matter(engine, clock, cast, {"title": "反映小区有人违章搭建", "grid_code": GRID, "category": "安全隐患排查"})
     m.do("verify_register", verified=False, within_authority=False, reason="现场核实为合法审批的临时设施")
     cases.append(m)
 

@@ -278,6 +278,13 @@ class RegistryStore:
         with self._readers() as session:
             return list(session.scalars(query))
 
+    def division_name(self, code: str) -> str:
+        with self._readers() as session:
+            division = session.get(Division, code)
+            if division is None:
+                raise RegistryError(f"no division {code}")
+            return division.name
+
     def units(self) -> list[UnitRow]:
         with self._readers() as session:
             return list(session.scalars(sa.select(UnitRow).order_by(UnitRow.code)))
