@@ -31,7 +31,7 @@ from rules.grid_codes import (
 )
 from rules.levels import LEVELS
 from rules.routing import load_units
-from rules.tables import TableProblem
+from rules.tables import TableProblem, decode_csv_records, table_rows
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import Conflict, EngineError, NotFound
@@ -106,27 +106,26 @@ class RegistryStore:
 
     def import_csv(self, kind: str, data: bytes, by: str, *, on_date: date | None = None,
                    clock: Clock | None = None, file: str | None = None) -> ImportResult:
-        file = file or f"{kind}.csv"
-        problems: list[TableProblem] = []
-        records = _csv_records(file, _capped(file, data), problems)
-        return self._import(kind, file, records, problems, by, on_date, clock)
+        return self._import(kind, file or f"{kind}.csv", data, decode_csv_records, by, on_date, clock)
 
     def import_xlsx(self, kind: str, data: bytes, by: str, *, on_date: date | None = None,
                     clock: Clock | None = None, file: str | None = None) -> ImportResult:
-        file = file or f"{kind}.xlsx"
-        problems: list[TableProblem] = []
-        records = _xlsx_records(file, _capped(file, data), problems)
-        return self._import(kind, file, records, problems, by, on_date, clock)
+        return self._import(kind, file or f"{kind}.xlsx", data, _xlsx_records, by, on_date, clock)
 
-    def _import(self, kind, file, records, problems, by, on_date, clock) -> ImportResult:
+    def _import(self, kind, file, data, read_records, by, on_date, clock) -> ImportResult:
         _check_kind(kind)
+        problems: list[TableProblem] = []
+        records = read_records(file, _capped(file, data), problems)
         now = (clock or SYSTEM_CLOCK).now()
         on_date = on_date or _beijing_date(now)
-        rows = _table(file, kind, records, problems) if records is not None else None
+        rows = None if records is None else table_rows(file, records, COLUMNS[kind], problems,
+                                                        required=_REQUIRED[kind])
+        # A list: the checks read the rows more than once.
+        rows = [] if rows is None else list(rows)
         check = {"divisions": _check_divisions, "grids": _check_grids, "workers": _check_workers}[kind]
         try:
             with self._sessions() as session, session.begin():
-                added, unchanged = check(session, file, rows or [], on_date, problems)
+                added, unchanged = check(session, file, rows, on_date, problems)
                 if problems:
                     raise RegistryImportError(kind, problems)
                 for row in added:
@@ -428,17 +427,6 @@ def _capped(file: str, data: bytes) -> bytes:
     return data
 
 
-def _csv_records(file: str, data: bytes, problems: list[TableProblem]) -> list[list[str]] | None:
-    try:
-        text = data.decode("utf-8-sig")   # Excel's "CSV UTF-8" starts with a byte-order mark
-    except UnicodeDecodeError:
-        problems.append(TableProblem(file, None, None, "not UTF-8 text; in Excel save it as "
-                                                       "\"CSV UTF-8 (逗号分隔)\", not plain CSV (GBK)"))
-        return None
-    # Records, not lines: a cell with a line break is still one spreadsheet row.
-    return list(csv.reader(io.StringIO(text, newline="")))
-
-
 def _xlsx_records(file: str, data: bytes, problems: list[TableProblem]) -> list[list[str]] | None:
     from openpyxl import load_workbook   # openpyxl parses the XML with defusedxml when it is installed
 
@@ -468,36 +456,6 @@ def _cell_text(value) -> str:
     return str(value)
 
 
-def _table(file: str, kind: str, records: list[list[str]], problems: list[TableProblem]):
-    """(spreadsheet row, {column: stripped cell}) for each non-blank row, or None when the header is unusable."""
-    columns, required = COLUMNS[kind], _REQUIRED[kind]
-    if not records:
-        problems.append(TableProblem(file, 1, None, f"empty; the header row is: {','.join(columns)}"))
-        return None
-    header = [cell.strip() for cell in records[0]]
-    before = len(problems)
-    problems += [TableProblem(file, 1, column, "missing column") for column in required if column not in header]
-    problems += [TableProblem(file, 1, column or f"#{i}", f"unknown column; the columns are: {', '.join(columns)}")
-                 for i, column in enumerate(header, start=1) if column not in columns and (column or any(
-                     i - 1 < len(r) and r[i - 1].strip() for r in records[1:]))]
-    problems += [TableProblem(file, 1, column, "column appears twice")
-                 for column in columns if header.count(column) > 1]
-    if len(problems) > before:
-        return None
-    rows = []
-    for row, record in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in record):
-            continue   # spreadsheets leave blank rows behind
-        cells = {column: "" for column in columns}
-        for index, column in enumerate(header):
-            if column in cells and index < len(record):
-                cells[column] = record[index].strip()
-        if len(record) > len(header) and any(cell.strip() for cell in record[len(header):]):
-            problems.append(TableProblem(file, row, None, f"{len(record)} cells but {len(header)} columns"))
-        rows.append((row, cells))
-    return rows
-
-
 # ---- checking rows -------------------------------------------------------------------------------------------
 
 def _check_divisions(session, file, rows, on_date, problems):
@@ -509,12 +467,7 @@ def _check_divisions(session, file, rows, on_date, problems):
         problem = _reporter(problems, file, row)
         before = len(problems)
         code, name, phone = cells["code"], cells["name"], cells["supervision_phone"]
-        level = None
-        try:
-            level = division_level(code)
-        except InvalidDivisionCode as exc:
-            for reason in exc.problems:
-                problem("code", reason)
+        level = _parsed(division_level, code, problem, "code")
         if level is not None:
             if cells["level"] and cells["level"] != level:
                 problem("level", f"{cells['level']!r} does not match the code: a {len(code)}-digit code is a {level}")
@@ -556,12 +509,7 @@ def _check_grids(session, file, rows, on_date, problems):
         problem = _reporter(problems, file, row)
         before = len(problems)
         code, name, boundary = cells["code"], cells["name"], cells["boundary"]
-        parsed = None
-        try:
-            parsed = GridCode.parse(code)
-        except InvalidGridCode as exc:
-            for reason in exc.problems:
-                problem("code", reason)
+        parsed = _parsed(GridCode.parse, code, problem, "code")
         if parsed is not None:
             if cells["grid_type"] and cells["grid_type"] != parsed.grid_type:
                 problem("grid_type", f"{cells['grid_type']!r} does not match the code's type letter "
@@ -614,13 +562,8 @@ def _check_workers(session, file, rows, on_date, problems):
         grid_code, name, phone = cells["grid_code"], cells["name"], cells["phone"]
         if not grid_code:
             problem("grid_code", "empty")
-        elif grid_code not in grids:
-            try:
-                GridCode.parse(grid_code)
-                problem("grid_code", f"unknown worker grid {grid_code}: no grid with that code is in force")
-            except InvalidGridCode as exc:
-                for reason in exc.problems:
-                    problem("grid_code", reason)
+        elif grid_code not in grids and _parsed(GridCode.parse, grid_code, problem, "grid_code") is not None:
+            problem("grid_code", f"unknown worker grid {grid_code}: no grid with that code is in force")
         if not name:
             problem("name", "empty")
         elif len(name) > 100:
@@ -657,6 +600,16 @@ def _reporter(problems: list[TableProblem], file: str, row: int) -> Callable[[st
     def problem(column: str, reason: str) -> None:
         problems.append(TableProblem(file, row, column, reason))
     return problem
+
+
+def _parsed(parse, text: str, problem, column: str):
+    """parse(text), or None when the code is malformed, each thing wrong with it reported on its own."""
+    try:
+        return parse(text)
+    except (InvalidDivisionCode, InvalidGridCode) as exc:
+        for reason in exc.problems:
+            problem(column, reason)
+        return None
 
 
 def _whole_number(text: str, problem, column: str) -> int | None:

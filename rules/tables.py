@@ -106,11 +106,14 @@ def read_meta(path: str | Path | None, packaged: str, problems: list[TableProble
 
 def read_csv_rows(name: str, raw: bytes, columns: tuple[str, ...],
                   problems: list[TableProblem]) -> Iterator[tuple[int, dict[str, str]]] | None:
-    """The non-blank rows as (spreadsheet row number, {column: stripped cell}) once the header checks out; None,
-    with the reasons in `problems`, when the file or its header cannot be read.
+    """`table_rows` of the CSV file `raw`, every column required."""
+    records = decode_csv_records(name, raw, problems)
+    return None if records is None else table_rows(name, records, columns, problems)
 
-    Rows are read as they are iterated and a row with cells beyond the header is reported then, so a caller
-    that checks each row as it reads it reports every problem in row order."""
+
+def decode_csv_records(name: str, raw: bytes, problems: list[TableProblem]) -> list[list[str]] | None:
+    """The records of a CSV file, one a spreadsheet row; None, with the reason in `problems`, when it is not
+    UTF-8."""
     try:
         text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except UnicodeDecodeError:
@@ -118,22 +121,36 @@ def read_csv_rows(name: str, raw: bytes, columns: tuple[str, ...],
                                                        "\"CSV UTF-8 (逗号分隔)\", not plain CSV (GBK)"))
         return None
     # Rows are counted as records, not lines: a cell with a line break is still one spreadsheet row.
-    records = list(csv.reader(io.StringIO(text, newline="")))
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def table_rows(name: str, records: list[list[str]], columns: tuple[str, ...], problems: list[TableProblem], *,
+               required: tuple[str, ...] | None = None) -> Iterator[tuple[int, dict[str, str]]] | None:
+    """The non-blank rows of a sheet's records as (spreadsheet row number, {column: stripped cell}) once the
+    header checks out; None, with the reasons in `problems`, when it does not. The header must have each of
+    `required` (default: all of `columns`); a column it lacks reads as "" in every row.
+
+    Rows are read as they are iterated and a row with cells beyond the header is reported then, so a caller
+    that checks each row as it reads it reports every problem in row order."""
     if not records:
         problems.append(TableProblem(name, 1, None, f"empty file; the header row is: {','.join(columns)}"))
         return None
     header = [cell.strip() for cell in records[0]]
-    header_problems = [TableProblem(name, 1, column, "missing column") for column in columns
+    required = columns if required is None else required
+    header_problems = [TableProblem(name, 1, column, "missing column") for column in required
                        if column not in header]
+    # A header cell left blank is reported only with something under it: spreadsheets save empty columns
+    # beside the table as trailing commas or cells.
     header_problems += [TableProblem(name, 1, column or f"#{i}", f"unknown column; the columns are: "
                                                                  f"{', '.join(columns)}")
-                        for i, column in enumerate(header, start=1) if column not in columns]
+                        for i, column in enumerate(header, start=1) if column not in columns and (column or any(
+                            i - 1 < len(record) and record[i - 1].strip() for record in records[1:]))]
     header_problems += [TableProblem(name, 1, column, "column appears twice") for column in columns
                         if header.count(column) > 1]
     if header_problems:  # without the header no cell can be read for sure
         problems.extend(header_problems)
         return None
-    return _rows(name, header, records[1:], problems)
+    return _rows(name, columns, header, records[1:], problems)
 
 
 def is_code(text: str) -> bool:
@@ -146,11 +163,13 @@ def _shipped(name: str) -> Traversable:
     return resources.files(__package__).joinpath("data", name)
 
 
-def _rows(name: str, header: list[str], records: list[list[str]],
+def _rows(name: str, columns: tuple[str, ...], header: list[str], records: list[list[str]],
           problems: list[TableProblem]) -> Iterator[tuple[int, dict[str, str]]]:
+    where = {column: header.index(column) for column in columns if column in header}
     for row, record in enumerate(records, start=2):
         if not any(cell.strip() for cell in record):
             continue  # Excel leaves blank rows behind; they hold nothing
         if len(record) > len(header) and any(cell.strip() for cell in record[len(header):]):
             problems.append(TableProblem(name, row, None, f"{len(record)} cells but {len(header)} columns"))
-        yield row, {column: (record[i].strip() if i < len(record) else "") for i, column in enumerate(header)}
+        cells = record + [""] * (len(header) - len(record))  # a CSV row may stop before its last empty cells
+        yield row, {column: cells[where[column]].strip() if column in where else "" for column in columns}
