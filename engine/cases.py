@@ -36,7 +36,7 @@ from .expressions import ExpressionError
 from .forms import check_data, parse_form
 from .functions import script_engine, time_limits
 from .models import Case, HistoryEvent, HumanTask
-from .spiff import SERIALIZER
+from .spiff import SERIALIZER, event_definitions
 
 MAX_PAYLOAD_KEYS = 200
 MAX_EXTENSION_DAYS = 10  # domain.md §4: an extension is at most 10 working days
@@ -503,7 +503,7 @@ def _waiting_messages(workflow) -> set[str]:
     names = set()
     for task in workflow.event_manager.tasks.values():
         definition = task.task_spec.event_definition
-        for candidate in getattr(definition, "event_definitions", None) or [definition]:
+        for candidate in event_definitions(definition):
             if isinstance(candidate, BpmnMessageEventDefinition):
                 names.add(candidate.name)
     return names

@@ -14,6 +14,7 @@ from rules.task_lifecycle import OPEN_STATES
 
 from .errors import NotFound
 from .history import EventFields
+from .spiff import event_definitions
 from .models import Case, Definition, HistoryEvent, HumanTask
 
 
@@ -126,10 +127,9 @@ class CaseQueries:
             if task["state"] != TaskState.WAITING:
                 continue
             spec = elements.get(task["task_spec"])
-            definitions = _event_definitions(spec)
-            if not definitions:
+            if getattr(spec, "event_definition", None) is None:
                 continue
-            for definition in definitions:
+            for definition in event_definitions(spec.event_definition):
                 kind = "timer" if isinstance(definition, TimerEventDefinition) else \
                     "message" if isinstance(definition, MessageEventDefinition) else "event"
                 due = task["internal_data"].get("event_value") if kind == "timer" else None
@@ -153,14 +153,6 @@ class CaseQueries:
             rows = session.scalars(sa.select(HistoryEvent).where(HistoryEvent.case_id == case_id)
                                    .order_by(HistoryEvent.seq))
             return [EventView(**{f: getattr(r, f) for f in _EVENT_FIELDS}) for r in rows]
-
-
-def _event_definitions(spec) -> list:
-    definition = getattr(spec, "event_definition", None)
-    if definition is None:
-        return []
-    # An event-based gateway waits on all the events that follow it at once.
-    return list(getattr(definition, "event_definitions", None) or [definition])
 
 
 def _case_data(dct: dict) -> dict:

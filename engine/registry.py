@@ -20,18 +20,18 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from importlib import resources
-from typing import Callable, Iterable
+from typing import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from rules.grid_codes import (
-    GRID_TYPES, GridCode, InvalidDivisionCode, InvalidGridCode, check_division_code, division_level,
+    GRID_TYPES, GridCode, InvalidDivisionCode, InvalidGridCode, division_level,
     household_warning,
 )
 from rules.levels import LEVELS
 from rules.routing import load_units
-from rules.tables import TableProblem, decode_csv_records, table_rows
+from rules.tables import TableProblem, decode_csv_records, row_reporter, table_rows
 
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import Conflict, EngineError, NotFound
@@ -464,7 +464,7 @@ def _check_divisions(session, file, rows, on_date, problems):
     seen: dict[str, int] = {}
     added, unchanged = [], 0
     for row, cells in rows:
-        problem = _reporter(problems, file, row)
+        problem = row_reporter(problems, file, row)
         before = len(problems)
         code, name, phone = cells["code"], cells["name"], cells["supervision_phone"]
         level = _parsed(division_level, code, problem, "code")
@@ -506,7 +506,7 @@ def _check_grids(session, file, rows, on_date, problems):
     seen: dict[str, int] = {}
     added, unchanged = [], 0
     for row, cells in rows:
-        problem = _reporter(problems, file, row)
+        problem = row_reporter(problems, file, row)
         before = len(problems)
         code, name, boundary = cells["code"], cells["name"], cells["boundary"]
         parsed = _parsed(GridCode.parse, code, problem, "code")
@@ -557,7 +557,7 @@ def _check_workers(session, file, rows, on_date, problems):
     seen: dict[tuple, int] = {}
     added, unchanged = [], 0
     for row, cells in rows:
-        problem = _reporter(problems, file, row)
+        problem = row_reporter(problems, file, row)
         before = len(problems)
         grid_code, name, phone = cells["grid_code"], cells["name"], cells["phone"]
         if not grid_code:
@@ -594,12 +594,6 @@ def _check_workers(session, file, rows, on_date, problems):
         added.append(GridWorker(name=name, phone=phone, employment=employment, grid_code=grid_code,
                                 effective_from=effective_from))
     return added, unchanged
-
-
-def _reporter(problems: list[TableProblem], file: str, row: int) -> Callable[[str, str], None]:
-    def problem(column: str, reason: str) -> None:
-        problems.append(TableProblem(file, row, column, reason))
-    return problem
 
 
 def _parsed(parse, text: str, problem, column: str):

@@ -65,6 +65,12 @@ class ClockedDuration(DurationTimerEventDefinition):
         return my_task._get_internal_data("event_fired", False)
 
 
+def event_definitions(definition) -> list:
+    """The events a waiting task catches: an event-based gateway waits on several through one
+    MultipleEventDefinition."""
+    return list(getattr(definition, "event_definitions", None) or [definition])
+
+
 _CLOCKED = {TimeDateEventDefinition: ClockedTimeDate, DurationTimerEventDefinition: ClockedDuration}
 
 

@@ -18,6 +18,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from .clock import Clock
 from .errors import EngineError
 from .models import Case, Timer
+from .spiff import event_definitions
 
 log = logging.getLogger("gridflow.timers")
 
@@ -35,8 +36,7 @@ def waiting_timers(workflow) -> list[WaitingTimer]:
     found = []
     for task in workflow.event_manager.tasks.values():
         definition = task.task_spec.event_definition
-        timers = [d for d in (getattr(definition, "event_definitions", None) or [definition])
-                  if isinstance(d, TimerEventDefinition)]
+        timers = [d for d in event_definitions(definition) if isinstance(d, TimerEventDefinition)]
         if not timers:
             continue
         due = task.internal_data.get("event_value")

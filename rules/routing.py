@@ -38,7 +38,7 @@ from typing import Iterable, Iterator, Mapping
 from .grid_codes import LENGTH, GridCode, InvalidDivisionCode, check_division_code
 from .levels import LEVELS, UnknownLevel
 from .tables import (
-    TableError, TableProblem, beside, canonical_sha256, is_code, read_csv, read_csv_rows, read_if_present, read_meta,
+    TableError, TableProblem, beside, canonical_sha256, is_code, read_csv, read_csv_rows, read_if_present, read_meta, row_reporter,
 )
 
 COLUMNS = ("sub_category", "level", "area", "lead_unit", "assisting_units")
@@ -230,8 +230,7 @@ def _check_units(name: str, raw: bytes, problems: list[TableProblem]) -> dict[st
     for row, cells in _records(name, raw, UNIT_COLUMNS, problems):
         before = len(problems)
 
-        def problem(column: str, reason: str) -> None:
-            problems.append(TableProblem(name, row, column, reason))
+        problem = row_reporter(problems, name, row)
 
         code, unit_name, kind = cells["code"], cells["name"], cells["kind"]
         if not code:
@@ -299,8 +298,7 @@ def _check_rule(name: str, row: int, cells: dict[str, str], units: dict[str, Uni
                 required: list[str] | None, problems: list[TableProblem]) -> RoutingRule | None:
     before = len(problems)
 
-    def problem(column: str, reason: str) -> None:
-        problems.append(TableProblem(name, row, column, reason))
+    problem = row_reporter(problems, name, row)
 
     sub_category, level, area = cells["sub_category"], cells["level"], cells["area"]
     if not sub_category:

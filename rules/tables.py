@@ -173,3 +173,10 @@ def _rows(name: str, columns: tuple[str, ...], header: list[str], records: list[
             problems.append(TableProblem(name, row, None, f"{len(record)} cells but {len(header)} columns"))
         cells = record + [""] * (len(header) - len(record))  # a CSV row may stop before its last empty cells
         yield row, {column: cells[where[column]].strip() if column in where else "" for column in columns}
+
+
+def row_reporter(problems: list[TableProblem], name: str, row: int):
+    """`problem(column, reason)` for one row, so a row's checks read as a list of rules."""
+    def problem(column: str, reason: str) -> None:
+        problems.append(TableProblem(name, row, column, reason))
+    return problem

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from .calendar import WorkCalendar
 from .tables import (
-    NotInTable, TableError, TableProblem, canonical_sha256, is_code, read_csv, read_csv_rows, read_meta,
+    NotInTable, TableError, TableProblem, canonical_sha256, is_code, read_csv, read_csv_rows, read_meta, row_reporter,
 )
 
 # The nine kinds of grid matters of 条例 §12, spelled as the regulation spells them.
@@ -151,8 +151,7 @@ def _check_rows(name: str, raw: bytes, problems: list[TableProblem]) -> dict[tup
 def _check_row(name: str, row: int, cells: dict[str, str], problems: list[TableProblem]) -> TimeLimit | None:
     before = len(problems)
 
-    def problem(column: str, reason: str) -> None:
-        problems.append(TableProblem(name, row, column, reason))
+    problem = row_reporter(problems, name, row)
 
     sub_category = cells["sub_category"]
     if not sub_category:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import Conflict, InvalidCommand, NotFound
+from engine.errors import InvalidCommand, NotFound
 from engine.models import Case, HistoryEvent
 from tests.conftest import grid_matter_upload
 
