@@ -506,5 +506,12 @@ def registry_notice(ctx, grid, html_out):
         click.echo(f"wrote {html_out}")
 
 
+# -- command groups kept in their own modules --
+# (matter lists, issue 4)
+# (API: serve, token; issue 5)
+# (webhooks; issue 5)
+# (audit; issue 6)
+
+
 if __name__ == "__main__":
     main()

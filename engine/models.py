@@ -240,3 +240,15 @@ class Filing(Base):
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+# -- county matter lists (issue 4) --
+
+
+# -- API: idempotency, access log (issue 5) --
+
+
+# -- outbox for webhooks (issue 5) --
+
+
+# -- audit checkpoints (issue 6) --

@@ -29,6 +29,10 @@ class Engine:
         self.timers = TimerService(self.sessions, self.readers, self.cases)
         self.deadlines = DeadlineBoard(self.readers, self.calendars)
         self.registry = RegistryStore(self.sessions, self.readers)
+        # (matter lists, issue 4)
+        # (API, issue 5)
+        # (outbox, issue 5)
+        # (audit, issue 6)
 
     def close(self) -> None:
         self.db.dispose()
