@@ -5,17 +5,21 @@ columns both ways. An import is all or nothing: every problem is reported with t
 spreadsheet shows (header = row 1), because the person fixing it should fix everything in one round, and a
 half-imported sheet would leave grids without their workers. An import adds; a row already registered
 exactly as written is left alone (so importing the same sheet twice, or re-importing an export, changes
-nothing), and a row that contradicts the registry is refused: grids change only through `recode_grid` and
-`redraw_grid`, which keep the old row, and every grid change is filed with the city (条例 §7).
+nothing), and a row that contradicts the registry is refused: grids change only through `recode_grid`,
+`redraw_grid`, `merge_grids` and `split_grid`, which keep the old rows, and every grid change is filed with the
+city (条例 §7).
+
+A grid's line of descent: each new row's `replaces_id` names the row it took over from (for a split, every part
+names the old grid). A merged row has several predecessors but one `replaces_id` (the kept code's row, or the
+first source), so the merge filing, which lists every source row, supplies the others. Cases are never
+rewritten: they keep the code they were reported in, and `grid(code, on_date)` says what it meant then.
 
 Dates: a row is in force on [effective_from, effective_to); `effective_to` is NULL while it is current.
 Registry dates are calendar dates in Beijing, as the administrators' documents give them.
 """
 from __future__ import annotations
 
-import csv
 import html
-import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -36,6 +40,7 @@ from rules.tables import TableProblem, decode_csv_records, row_reporter, table_r
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import Conflict, EngineError, NotFound
 from .models import Division, Filing, Grid, GridWorker, UnitRow
+from .spreadsheets import csv_bytes, read_xlsx_records, xlsx_bytes
 
 KINDS = ("divisions", "grids", "workers")
 EMPLOYMENT = {"full_time": "专职网格员", "part_time": "兼职网格员"}
@@ -96,6 +101,28 @@ class ImportResult:
         return f"{self.kind}: {self.added} added, {self.unchanged} already registered"
 
 
+@dataclass(frozen=True)
+class GridChange:
+    """What a merge or split did: the rows it closed and opened, who moved where, what needs attention."""
+
+    kind: str                       # grid_merged, grid_split
+    retired: list[Grid]
+    opened: list[Grid]
+    workers_moved: list[dict]       # {name, employment, from, to}
+    workers_unassigned: list[dict]  # {name, employment, from, to: None}: no longer serving any grid
+    warnings: list[str]             # household sizes (§8), grids left without a full-time worker (§10)
+    filing_id: int
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """A code's rows with everything before and after them, and the filings that record each change."""
+
+    code: str
+    rows: list[Grid]        # by effective_from
+    changes: list[Filing]   # in filing order
+
+
 class RegistryStore:
     def __init__(self, sessions, readers, *, default_supervision_phone: str = DEFAULT_SUPERVISION_PHONE):
         self._sessions = sessions
@@ -110,7 +137,7 @@ class RegistryStore:
 
     def import_xlsx(self, kind: str, data: bytes, by: str, *, on_date: date | None = None,
                     clock: Clock | None = None, file: str | None = None) -> ImportResult:
-        return self._import(kind, file or f"{kind}.xlsx", data, _xlsx_records, by, on_date, clock)
+        return self._import(kind, file or f"{kind}.xlsx", data, read_xlsx_records, by, on_date, clock)
 
     def _import(self, kind, file, data, read_records, by, on_date, clock) -> ImportResult:
         _check_kind(kind)
@@ -160,28 +187,11 @@ class RegistryStore:
         return COLUMNS[kind], rows
 
     def export_csv(self, kind: str) -> bytes:
-        return _csv_bytes(*self.export_rows(kind))
+        return csv_bytes(*self.export_rows(kind))
 
     def export_xlsx(self, kind: str) -> bytes:
-        from openpyxl import Workbook
-
         columns, rows = self.export_rows(kind)
-        book = Workbook()
-        sheet = book.active
-        sheet.title = kind
-        sheet.append(list(columns))
-        for row in rows:
-            sheet.append(row)
-        # Codes and phones are text: left as General, Excel would turn 410702001001 into 4.10702E+11.
-        for column in sheet.iter_cols(min_row=2):
-            for cell in column:
-                if isinstance(cell.value, str):
-                    cell.number_format = "@"
-        for index, name in enumerate(columns, start=1):
-            sheet.column_dimensions[sheet.cell(1, index).column_letter].width = 40 if name == "boundary" else 18
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
+        return xlsx_bytes(kind, columns, rows, wide=("boundary",))
 
     # ---- changes to a grid ----------------------------------------------------------------------------------
 
@@ -192,7 +202,7 @@ class RegistryStore:
         parsed = _parse_grid_code(new_code)
         now = (clock or SYSTEM_CLOCK).now()
         with self._sessions() as session, session.begin():
-            old = _current_grid(session, old_code)
+            old = _current_grid(session, old_code, lock=True)
             if new_code == old_code:
                 raise RegistryError(f"grid {old_code} already has that code")
             _not_before(old, on_date)
@@ -209,7 +219,9 @@ class RegistryStore:
                        replaces_id=old.id, created_at=now, created_by=by)
             session.add(new)
             moved = []
-            for worker in list(session.scalars(_current_workers(old_code))):
+            workers = list(session.scalars(_current_workers(old_code)))
+            _workers_not_before(workers, on_date)
+            for worker in workers:
                 worker.effective_to = on_date
                 session.add(GridWorker(name=worker.name, phone=worker.phone, employment=worker.employment,
                                        grid_code=new_code, effective_from=on_date, created_at=now, created_by=by))
@@ -230,7 +242,7 @@ class RegistryStore:
             raise RegistryError("the grid name is empty")
         now = (clock or SYSTEM_CLOCK).now()
         with self._sessions() as session, session.begin():
-            old = _current_grid(session, code)
+            old = _current_grid(session, code, lock=True)
             _not_before(old, on_date)
             old.effective_to = on_date
             session.flush()  # the current-code index allows one open row: close this one before opening the next
@@ -245,21 +257,186 @@ class RegistryStore:
                 "household_warning": household_warning(new.grid_type, households)}, now, by))
         return new
 
+    def merge_grids(self, codes: list[str], into_code: str, name: str | None, households: int | None,
+                    boundary: str, by: str, on_date: date, reason: str, *,
+                    clock: Clock | None = None) -> GridChange:
+        """Join neighbouring grids of one community into one from `on_date` (条例 §7 调整). The merged grid may
+        keep one of their codes or take a new one; the others' workers move to it; one filing names every
+        source. `name` defaults to the kept grid's, `households` to the sources' sum."""
+        codes = list(codes or [])
+        if len(set(codes)) < 2:
+            raise RegistryError(f"a merge joins 2 grids or more; given {len(set(codes))}")
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise RegistryError(f"grid {', '.join(twice)} is listed more than once")
+        parsed = _parse_grid_code(into_code)
+        _check_reason(reason)
+        boundary = _required_text(boundary, "boundary", "say where the merged grid lies")
+        if households is not None:
+            _check_households(households)
+        if name is not None:
+            name = _required_text(name, "name", "give the merged grid a name")
+        elif into_code not in codes:
+            raise RegistryError(f"the merged grid takes the new code {into_code}; give it a name")
+        now = (clock or SYSTEM_CLOCK).now()
+        with self._sessions() as session, session.begin():
+            sources = [_current_grid(session, code, lock=True) for code in codes]
+            _one_community(parsed, [(g.code, g.community_code) for g in sources], "merge")
+            for grid in sources:
+                _may_become(grid.grid_type, parsed.grid_type, grid.code, into_code, "merged into")
+                _not_before(grid, on_date)
+            if into_code not in codes:
+                _code_is_free(session, into_code)
+            kept = next((g for g in sources if g.code == into_code), None)
+            moving = [w for g in sources if g.code != into_code for w in session.scalars(_current_workers(g.code))]
+            staying = list(session.scalars(_current_workers(into_code))) if kept else []
+            _workers_not_before(moving, on_date)
+            for grid in sources:
+                grid.effective_to = on_date
+            session.flush()   # the kept code's open row must close before its successor opens
+            merged = Grid(code=into_code, name=name or kept.name, grid_type=parsed.grid_type,
+                          households=sum(g.households for g in sources) if households is None else households,
+                          community_code=parsed.community_code, boundary=boundary, effective_from=on_date,
+                          replaces_id=(kept or sources[0]).id, created_at=now, created_by=by)
+            session.add(merged)
+            moved = _join_workers(session, staying, moving, into_code, on_date, now, by)
+            _flush_or_conflict(session, "merge")
+            warnings = _size_warnings([merged]) + _staffing_warnings(session, [merged])
+            filing = _filing("grid_merged", into_code, {
+                "sources": [_grid_payload(g, row_id=True) for g in sources],
+                "result": _grid_payload(merged, row_id=True),
+                "effective_from": on_date.isoformat(), "reason": reason.strip(),
+                "workers_moved": moved, "warnings": warnings}, now, by)
+            session.add(filing)
+            _flush_or_conflict(session, "merge")
+        return GridChange("grid_merged", sources, [merged], moved, [], warnings, filing.id)
+
+    def split_grid(self, code: str, parts: list[dict], by: str, on_date: date, reason: str, *,
+                   workers: dict[str, str] | None = None, clock: Clock | None = None) -> GridChange:
+        """Divide a grid into ≥2 grids of its community from `on_date` (条例 §7 调整). Each part is
+        {code, name, households, boundary}; one part may keep the old code. `workers` maps a current worker
+        (by name, or by phone where two share a name) to the part they serve; a worker not mapped stays with
+        the part that keeps the old code, or, when none does, leaves the grid and is reported unassigned."""
+        parts = list(parts or [])
+        if len(parts) < 2:
+            raise RegistryError(f"a split makes 2 grids or more; given {len(parts)} part(s)")
+        _check_reason(reason)
+        old_parsed = _parse_grid_code(code)
+        checked = [_check_part(index, part) for index, part in enumerate(parts, start=1)]
+        part_codes = [p["code"] for p in checked]
+        twice = sorted({c for c in part_codes if part_codes.count(c) > 1})
+        if twice:
+            raise RegistryError(f"part code {', '.join(twice)} is given to more than one part")
+        mapping = dict(workers or {})
+        strays = sorted({part for part in mapping.values() if part not in part_codes})
+        if strays:
+            raise RegistryError(f"workers are assigned to {', '.join(strays)}, which is not one of the parts "
+                                f"({', '.join(part_codes)})")
+        now = (clock or SYSTEM_CLOCK).now()
+        with self._sessions() as session, session.begin():
+            old = _current_grid(session, code, lock=True)
+            _one_community(old_parsed, [(p["code"], p["parsed"].community_code) for p in checked], "split")
+            for part in checked:
+                _may_become(old.grid_type, part["parsed"].grid_type, code, part["code"], "split into")
+                if part["code"] != code:
+                    _code_is_free(session, part["code"])
+            _not_before(old, on_date)
+            current = list(session.scalars(_current_workers(code)))
+            assignment = _assign_workers(current, mapping, code)
+            keeps_code = code in part_codes
+            for worker in current:
+                assignment.setdefault(worker.id, code if keeps_code else None)
+            leaving = [w for w in current if assignment[w.id] != code]
+            _workers_not_before(leaving, on_date)
+            old.effective_to = on_date
+            session.flush()   # a part keeping the code opens after the old row closes
+            opened = []
+            for part in checked:
+                row = Grid(code=part["code"], name=part["name"], grid_type=part["parsed"].grid_type,
+                           households=part["households"], community_code=part["parsed"].community_code,
+                           boundary=part["boundary"], effective_from=on_date, replaces_id=old.id,
+                           created_at=now, created_by=by)
+                session.add(row)
+                opened.append(row)
+            moved, unassigned = [], []
+            for worker in leaving:
+                target = assignment[worker.id]
+                _close_assignment(worker, on_date)
+                if target is None:
+                    unassigned.append(_worker_note(worker, code, None))
+                    continue
+                session.add(_reassigned(worker, target, on_date, now, by))
+                moved.append(_worker_note(worker, code, target))
+            _flush_or_conflict(session, "split")
+            warnings = _size_warnings(opened) + _staffing_warnings(session, opened)
+            filing = _filing("grid_split", code, {
+                "source": _grid_payload(old, row_id=True),
+                "parts": [_grid_payload(row, row_id=True) for row in opened],
+                "effective_from": on_date.isoformat(), "reason": reason.strip(),
+                "households_before": old.households, "households_after": sum(r.households for r in opened),
+                "workers_moved": moved, "workers_unassigned": unassigned, "warnings": warnings}, now, by)
+            session.add(filing)
+            _flush_or_conflict(session, "split")
+        return GridChange("grid_split", [old], opened, moved, unassigned, warnings, filing.id)
+
     # ---- reading ------------------------------------------------------------------------------------------
 
-    def grid(self, code: str) -> Grid:
+    def grid(self, code: str, on_date: date | None = None) -> Grid:
+        """The grid `code` names now, or as it was drawn on `on_date` (what a case reported then refers to)."""
         with self._readers() as session:
-            return _current_grid(session, code)
+            if on_date is None:
+                return _current_grid(session, code)
+            found = session.scalar(sa.select(Grid).where(Grid.code == code, _in_force(Grid, on_date)))
+            if found is not None:
+                return found
+            spans = [f"{g.effective_from} to {g.effective_to or 'now'}" for g in session.scalars(
+                sa.select(Grid).where(Grid.code == code).order_by(Grid.effective_from, Grid.id))]
+        if not spans:
+            raise NotFound(f"no grid {code} in the registry")
+        raise NotFound(f"grid {code} was not in force on {on_date}; it was in force {'; '.join(spans)}")
 
     def grid_history(self, code: str) -> list[Grid]:
-        """Every row the grid now coded `code` went through, oldest first, across recodes."""
+        """The rows of `code` with every row before them (across recodes, merges, splits) and every row after
+        them, in date order: how the area a code names came to be and what became of it."""
+        return self.lineage(code).rows
+
+    def lineage(self, code: str) -> Lineage:
+        """`grid_history` with the filings that record each change."""
         with self._readers() as session:
-            row = _current_grid(session, code)
-            chain = [row]
-            while row.replaces_id is not None:
-                row = session.get(Grid, row.replaces_id)
-                chain.append(row)
-        return chain[::-1]
+            start = list(session.scalars(sa.select(Grid).where(Grid.code == code)))
+            if not start:
+                raise NotFound(f"no grid {code} in the registry")
+            merged_from: dict[int, list[int]] = {}
+            merged_into: dict[int, int] = {}
+            for payload in session.scalars(sa.select(Filing.payload).where(Filing.kind == "grid_merged")):
+                result = payload["result"]["row_id"]
+                for source in payload["sources"]:
+                    merged_from.setdefault(result, []).append(source["row_id"])
+                    merged_into[source["row_id"]] = result
+
+            def before(row: Grid) -> list[Grid]:
+                ids = [i for i in [row.replaces_id, *merged_from.get(row.id, [])] if i is not None]
+                return [session.get(Grid, i) for i in dict.fromkeys(ids)]
+
+            def after(row: Grid) -> list[Grid]:
+                found = list(session.scalars(sa.select(Grid).where(Grid.replaces_id == row.id)))
+                if row.id in merged_into:
+                    found.append(session.get(Grid, merged_into[row.id]))
+                return found
+
+            rows = {row.id: row for row in start}
+            for step in (before, after):
+                frontier, seen = list(start), {row.id for row in start}
+                while frontier:
+                    for nxt in step(frontier.pop()):
+                        if nxt.id not in seen:
+                            seen.add(nxt.id)
+                            rows[nxt.id] = nxt
+                            frontier.append(nxt)
+            ordered = sorted(rows.values(), key=lambda g: (g.effective_from, g.id))
+            codes = {g.code for g in ordered}
+            changes = [f for f in self._filings(session) if codes & _codes_in(f)]
+        return Lineage(code, ordered, changes)
 
     def workers(self, grid_code: str | None = None, *, current: bool = True) -> list[GridWorker]:
         query = sa.select(GridWorker).order_by(GridWorker.grid_code, GridWorker.effective_from, GridWorker.id)
@@ -271,11 +448,19 @@ class RegistryStore:
             return list(session.scalars(query))
 
     def filings(self, grid_code: str | None = None) -> list[Filing]:
-        query = sa.select(Filing).order_by(Filing.id)
-        if grid_code is not None:
-            query = query.where(Filing.grid_code == grid_code)
+        """Filings with the city, oldest first; with `grid_code`, those naming it in any role (created,
+        redrawn, recoded from or to, merged from or into, split from or into)."""
         with self._readers() as session:
+            return self._filings(session, grid_code)
+
+    @staticmethod
+    def _filings(session, grid_code: str | None = None) -> list[Filing]:
+        query = sa.select(Filing).order_by(Filing.id)
+        if grid_code is None:
             return list(session.scalars(query))
+        # The code the filing is indexed by, plus the few kinds that name other codes in their payload.
+        query = query.where(sa.or_(Filing.grid_code == grid_code, Filing.kind.in_(_MULTI_CODE_KINDS)))
+        return [f for f in session.scalars(query) if grid_code in _codes_in(f)]
 
     def division_name(self, code: str) -> str:
         with self._readers() as session:
@@ -355,7 +540,7 @@ class RegistryStore:
                 rows.append([*common, "", "", "", *tail])
             for worker in notice["workers"]:
                 rows.append([*common, worker["name"], worker["role"], worker["phone"], *tail])
-        return _csv_bytes(NOTICE_COLUMNS, rows)
+        return csv_bytes(NOTICE_COLUMNS, rows)
 
     def public_notice_html(self, grid_code: str) -> str:
         """A page to print and post (A4); self-contained, since it is often printed from an offline office PC."""
@@ -425,35 +610,6 @@ def _capped(file: str, data: bytes) -> bytes:
         raise RegistryImportError(file, [TableProblem(file, None, None, f"{len(data)} bytes; the limit is "
                                                                         f"{MAX_UPLOAD_BYTES}")])
     return data
-
-
-def _xlsx_records(file: str, data: bytes, problems: list[TableProblem]) -> list[list[str]] | None:
-    from openpyxl import load_workbook   # openpyxl parses the XML with defusedxml when it is installed
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # a zip that is not a workbook fails in many ways, all meaning the same thing
-        problems.append(TableProblem(file, None, None, f"not an Excel workbook (.xlsx): {type(exc).__name__}"))
-        return None
-    try:
-        sheet = book.worksheets[0]
-        return [[_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        book.close()
-
-
-def _cell_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))   # Excel stores 420 as 420.0
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 # ---- checking rows -------------------------------------------------------------------------------------------
@@ -625,6 +781,183 @@ def _date(text: str, problem, column: str) -> date | None:
 
 # ---- helpers ---------------------------------------------------------------------------------------------
 
+_MULTI_CODE_KINDS = ("grid_recoded", "grid_merged", "grid_split")
+
+
+def _codes_in(filing: Filing) -> set[str]:
+    """Every grid code a filing names: the one it is indexed by and, for recodes, merges and splits, the rest."""
+    payload = filing.payload or {}
+    codes = {filing.grid_code}
+    if filing.kind == "grid_recoded":
+        codes |= {payload.get("old_code"), payload.get("new_code")}
+    elif filing.kind == "grid_merged":
+        codes |= {s.get("code") for s in payload.get("sources", [])} | {payload.get("result", {}).get("code")}
+    elif filing.kind == "grid_split":
+        codes |= {payload.get("source", {}).get("code")} | {p.get("code") for p in payload.get("parts", [])}
+    codes.discard(None)
+    return codes
+
+
+def _check_reason(reason: str) -> None:
+    # The city reviews filings; a change it cannot understand the reason for comes back.
+    if not isinstance(reason, str) or not reason.strip():
+        raise RegistryError("give the reason for the change; it is filed with the city (条例 §7)")
+
+
+def _required_text(value, what: str, hint: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RegistryError(f"the {what} is empty; {hint}")
+    return value.strip()
+
+
+def _check_households(households) -> int:
+    if isinstance(households, bool) or not isinstance(households, int) or households < 0:
+        raise RegistryError(f"households must be a whole number 0 or more, not {households!r}")
+    return households
+
+
+def _check_part(index: int, part) -> dict:
+    if not isinstance(part, dict):
+        raise RegistryError(f"part {index}: give code, name, households and boundary, not {part!r}")
+    unknown = sorted(set(part) - {"code", "name", "households", "boundary"})
+    if unknown:
+        raise RegistryError(f"part {index}: unknown field(s) {', '.join(map(str, unknown))}; a part has code, "
+                            f"name, households and boundary")
+    code = part.get("code")
+    try:
+        parsed = _parse_grid_code(code)
+        households = _check_households(part.get("households"))
+        name = _required_text(part.get("name"), "name", "every part needs a name")
+        boundary = _required_text(part.get("boundary"), "boundary", "say where the part lies")
+    except RegistryError as exc:
+        raise RegistryError(f"part {index} ({code}): {exc}") from None
+    return {"code": code, "parsed": parsed, "name": name, "households": households, "boundary": boundary}
+
+
+def _one_community(target: GridCode, codes: list[tuple[str, str]], change: str) -> None:
+    """A grid lies in one community or village: its code starts with that division's code (rules/grid_codes)."""
+    for code, community in codes:
+        if community != target.community_code:
+            raise RegistryError(
+                f"{code} lies in community {community} and {target} in {target.community_code}: a {change} cannot "
+                f"cross communities, because a grid lies within one community or village and its code begins "
+                f"with that division's code (条例 §7 统一编码); if the boundary between the communities moved, "
+                f"recode the grids into one community first")
+
+
+def _may_become(before: str, after: str, before_code: str, after_code: str, verb: str) -> None:
+    """条例 §8: urban community grids are drawn from residential blocks, rural grids from villagers' groups,
+    so one grid is never both. An exclusive grid is a site that §8 lets stand on its own ("可以单独设置"),
+    so a site may be folded into the ordinary grid around it (merge) or carved out of it (split)."""
+    if before == after:
+        return
+    folded = verb == "merged into" and before == "E"
+    carved = verb == "split into" and after == "E"
+    if folded or carved:
+        return
+    raise RegistryError(
+        f"{before_code} is a {GRID_TYPES[before]} and cannot be {verb} {after_code}, a {GRID_TYPES[after]}: "
+        f"条例 §8 draws urban community grids from residential blocks and rural grids from villagers' groups, "
+        f"and lets only an exclusive grid (专属网格) be folded into or carved out of an ordinary one; if the area "
+        f"changed kind (村改社区), recode the grid to its new type first")
+
+
+def _code_is_free(session, code: str) -> None:
+    taken = list(session.scalars(sa.select(Grid.effective_to).where(Grid.code == code)))
+    if taken:
+        raise RegistryError(f"code {code} is {'in use' if None in taken else 'retired'}; a code names one area "
+                            f"and is never given to another (条例 §7)")
+    if session.get(Division, code[:12]) is None:
+        raise RegistryError(f"unknown parent division {code[:12]}: register the community before giving grids "
+                            f"its code")
+
+
+def _workers_not_before(workers: Iterable[GridWorker], on_date: date) -> None:
+    for worker in workers:
+        if on_date < worker.effective_from:
+            raise RegistryError(f"{worker.name} serves grid {worker.grid_code} from {worker.effective_from}; a "
+                                f"change cannot move them before that ({on_date})")
+
+
+def _assign_workers(current: list[GridWorker], mapping: dict, code: str) -> dict[int, str]:
+    """worker row id → part code, from a mapping keyed by a worker's name or phone."""
+    assigned: dict[int, str] = {}
+    names = "、".join(w.name for w in current) or "none"
+    for key, part in mapping.items():
+        matches = [w for w in current if key in (w.name, w.phone)]
+        if not matches:
+            raise RegistryError(f"{key} is not a current worker of grid {code}; its workers are: {names}")
+        if len(matches) > 1:
+            raise RegistryError(f"grid {code} has {len(matches)} workers called {key}; name them by phone")
+        worker = matches[0]
+        if assigned.get(worker.id, part) != part:
+            raise RegistryError(f"{worker.name} is assigned to both {assigned[worker.id]} and {part}")
+        assigned[worker.id] = part
+    return assigned
+
+
+def _close_assignment(worker: GridWorker, on_date: date) -> None:
+    worker.effective_to = on_date
+
+
+def _reassigned(worker: GridWorker, grid_code: str, on_date: date, now: datetime, by: str,
+                employment: str | None = None) -> GridWorker:
+    return GridWorker(name=worker.name, phone=worker.phone, employment=employment or worker.employment,
+                      grid_code=grid_code, effective_from=on_date, created_at=now, created_by=by)
+
+
+def _worker_note(worker: GridWorker, from_code: str, to_code: str | None) -> dict:
+    # Names and roles only: the filing goes to the city, phones stay in the registry (条例 §18).
+    return {"name": worker.name, "employment": worker.employment, "from": from_code, "to": to_code}
+
+
+def _join_workers(session, staying: list[GridWorker], moving: list[GridWorker], into_code: str, on_date: date,
+                  now: datetime, by: str) -> list[dict]:
+    """Move the merged grids' workers to `into_code`: one assignment per person, full-time if any of theirs was
+    (a part-timer who helped in two of the grids serves the merged one once)."""
+    serving = {(w.name, w.phone): w for w in staying}
+    moved = []
+    for worker in moving:
+        _close_assignment(worker, on_date)
+        key = (worker.name, worker.phone)
+        present = serving.get(key)
+        if present is None:
+            serving[key] = _reassigned(worker, into_code, on_date, now, by)
+            session.add(serving[key])
+        elif worker.employment == "full_time" and present.employment != "full_time":
+            if present.id is None:          # opened by this merge: not yet history, correct it
+                present.employment = "full_time"
+            else:
+                _close_assignment(present, on_date)
+                serving[key] = _reassigned(present, into_code, on_date, now, by, employment="full_time")
+                session.add(serving[key])
+        moved.append(_worker_note(worker, worker.grid_code, into_code))
+    return moved
+
+
+def _size_warnings(grids: list[Grid]) -> list[str]:
+    found = [(g.code, household_warning(g.grid_type, g.households)) for g in grids]
+    return [f"{code}: {warning}" for code, warning in found if warning]
+
+
+def _staffing_warnings(session, grids: list[Grid]) -> list[str]:
+    warnings = []
+    for grid in grids:
+        full_time = session.scalar(sa.select(sa.func.count(GridWorker.id)).where(
+            GridWorker.grid_code == grid.code, GridWorker.employment == "full_time",
+            GridWorker.effective_to.is_(None)))
+        if not full_time:
+            warnings.append(f"{grid.code}: no full-time worker; 条例 §10 requires at least one per grid")
+    return warnings
+
+
+def _flush_or_conflict(session, what: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:   # a concurrent change opened a row with one of these codes first
+        raise Conflict(f"the registry changed during the {what}; nothing was changed, run it again") from None
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise RegistryError(f"unknown registry kind {kind!r}; known: {', '.join(KINDS)}")
@@ -642,8 +975,11 @@ def _parent_division(code: str) -> str:
     return code[:4] + "00" if len(code) == 6 else code[:-3]
 
 
-def _current_grid(session, code: str) -> Grid:
-    grid = session.scalar(sa.select(Grid).where(Grid.code == code, Grid.effective_to.is_(None)))
+def _current_grid(session, code: str, *, lock: bool = False) -> Grid:
+    query = sa.select(Grid).where(Grid.code == code, Grid.effective_to.is_(None))
+    # Locked, a second change to the same grid waits and then finds it retired (PostgreSQL; SQLite writers
+    # already queue on BEGIN IMMEDIATE).
+    grid = session.scalar(query.with_for_update() if lock else query)
     if grid is None:
         retired = session.scalar(sa.select(sa.func.max(Grid.effective_to)).where(Grid.code == code))
         raise NotFound(f"grid {code} was retired on {retired}" if retired else f"no grid {code} in the registry")
@@ -666,8 +1002,8 @@ def _not_before(grid: Grid, on_date: date) -> None:
                             f"before that ({on_date})")
 
 
-def _grid_payload(grid: Grid) -> dict:
-    return {"code": grid.code, "name": grid.name, "grid_type": grid.grid_type, "households": grid.households,
+def _grid_payload(grid: Grid, *, row_id: bool = False) -> dict:
+    return {**({"row_id": grid.id} if row_id else {}), "code": grid.code, "name": grid.name, "grid_type": grid.grid_type, "households": grid.households,
             "community_code": grid.community_code, "boundary": grid.boundary,
             "effective_from": grid.effective_from.isoformat()}
 
@@ -678,15 +1014,6 @@ def _filing(kind: str, grid_code: str, payload: dict, now: datetime, by: str) ->
 
 def _beijing_date(moment: datetime) -> date:
     return moment.astimezone(_BEIJING).date()
-
-
-def _csv_bytes(columns: Iterable[str], rows: list[list]) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    # With the byte-order mark Excel opens the file as UTF-8 instead of GBK.
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 _NOTICE_PAGE = """<!DOCTYPE html>
