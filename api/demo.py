@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from engine.clock import FixedClock
+from engine.errors import EngineError
 from engine.service import Engine
 
 from . import render
@@ -105,6 +106,11 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cast = Cast(engine, GRID)
     for outcome in engine.definitions.deploy(uploads, "demo-admin", clock):
         echo(f"deploy  {outcome}")
+    from .cli_lists import file_sample_list
+    list_case = file_sample_list(engine, "demo-admin", clock)
+    in_force = engine.matter_lists.in_force("410702", clock.now())
+    echo(f"matter list: 红旗区 version {in_force.version} filed through case {list_case} (applied → reviewed → "
+         f"approved → filed), {len(in_force.sub_categories)} matters + {len(in_force.temporary)} temporary")
 
     cases = []
     echo("\n1. Self-handled: a grid worker clears a blocked fire escape the same day")
@@ -163,6 +169,20 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     echo("5. Not admissible: a report that does not check out is not filed, with its reason")
     m = Matter(engine, clock, cast, {"title": "反映小区有人违章搭建", "grid_code": GRID, "category": "安全隐患排查"})
     m.do("verify_register", verified=False, within_authority=False, reason="现场核实为合法审批的临时设施")
+    cases.append(m)
+
+    echo("6. Off the county's matter list (条例第十三条): the platform may not assign it; the worker refuses it")
+    off_list = {"title": "工地拖欠农民工工资", "grid_code": GRID, "category": "矛盾纠纷排查化解",
+                "sub_category": "wage_arrears"}
+    try:
+        engine.cases.start("grid_matter", off_list, actor="12345热线", role="platform", clock=clock)
+    except EngineError as refused:
+        echo(f"   refused: {str(refused)[:90]}…")
+    m = Matter(engine, clock, cast, off_list)
+    _after(clock, 1)
+    task = m._task("verify_register")
+    engine.cases.refuse_task(task.id, "欠薪不在本区网格事项清单内，已告知当事人向人社部门投诉", actor=cast.worker,
+                             role="grid_worker", clock=clock)
     cases.append(m)
 
     for m in cases:

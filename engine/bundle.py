@@ -12,7 +12,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from rules import status as statuses
+from rules import lifecycles
 
 from .expressions import ExpressionError, check_expression, check_script
 from .forms import FormError, parse_form
@@ -25,7 +25,9 @@ DMN_NAMESPACES = ("https://www.omg.org/spec/DMN/20191111/MODEL/", "http://www.om
                   "https://www.omg.org/spec/DMN/20180521/MODEL/", "http://www.omg.org/spec/DMN/20180521/MODEL/")
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 NS = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
-ROLES = ("grid_worker", "grid_agency", "responsible_unit")
+# county_government: the county party committee and government, whose agreement a matter list change needs
+# (条例 §13).
+ROLES = ("grid_worker", "grid_agency", "responsible_unit", "county_government")
 
 # What the engine runs and has tests for. A service task would call out of the engine, a cycle timer
 # has no clocked implementation, and the rest are not part of how grid matters are handled.
@@ -41,7 +43,7 @@ textAnnotation association dataObject dataObjectReference dataInputAssociation d
 sourceRef targetRef property
 """.split())
 DMN_HIT_POLICIES = frozenset({"UNIQUE", "FIRST", "COLLECT"})
-STATUS_PROPERTIES = ("status", "status_on_sign", "status_on_return")
+STATUS_PROPERTIES = ("status", "status_on_sign", "status_on_return", "status_on_refuse")
 
 _HARDENED = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_comments=False,
                             load_dtd=False)
@@ -234,9 +236,23 @@ def role_of(task_spec) -> str | None:
     return lane
 
 
+def lifecycle_of(spec):
+    """The status lifecycle the process declares on its start event (`lifecycle`); grid matter by default."""
+    for ts in spec.task_specs.values():
+        if ts.__class__.__name__ == "StartEvent" and "lifecycle" in properties(ts):
+            return lifecycles.lifecycle(properties(ts)["lifecycle"])
+    return lifecycles.lifecycle(None)
+
+
 def _check_tasks(bundle: Bundle) -> list[Problem]:
     problems = []
     file_name = next(iter(bundle.files))
+    for ts in bundle.spec.task_specs.values():
+        if ts.__class__.__name__ == "StartEvent" and properties(ts).get("lifecycle") not in (None, *lifecycles.NAMES):
+            problems.append(Problem(file_name, ts.bpmn_id, f"lifecycle={properties(ts)['lifecycle']!r} is not "
+                                    f"known; known: {', '.join(lifecycles.NAMES)}"))
+            return problems
+    statuses = lifecycle_of(bundle.spec)
     for spec in _all_specs(bundle):
         for ts in spec.task_specs.values():
             props = properties(ts)
@@ -278,14 +294,18 @@ def check_status_paths(bundle: Bundle) -> list[Problem]:
     problems = []
     file_name = next(iter(bundle.files))
     spec = bundle.spec
+    try:
+        statuses = lifecycle_of(spec)
+    except KeyError:
+        return []   # the unknown lifecycle is reported with the tasks' problems
     declared = {name: ts for name, ts in spec.task_specs.items() if "status" in properties(ts)}
     if not declared:
         return []
     for ts in spec.task_specs.values():
         if getattr(ts, "event_definition", None) is not None and ts.__class__.__name__ == "StartEvent" \
-                and properties(ts).get("status") != "reported":
-            problems.append(Problem(file_name, ts.bpmn_id, "a matter begins as reported: declare status=reported "
-                                    "on the start event"))
+                and properties(ts).get("status") != statuses.INITIAL:
+            problems.append(Problem(file_name, ts.bpmn_id, f"a {statuses.NAME} case begins as {statuses.INITIAL}: "
+                                    f"declare status={statuses.INITIAL} on the start event"))
     for name, ts in declared.items():
         exits = _exits(ts)
         arrival = exits[0]

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from .tables import NotInTable, TableError, TableProblem, is_code, read_csv, read_csv_rows, read_meta
+from .tables import NotInTable, TableError, TableProblem, is_code, read_csv, read_csv_rows, read_meta, table_rows
 from .time_limits import CATEGORIES
 
 # The draft is what exists today; when the regulation is enacted only this title changes.
@@ -101,6 +101,32 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     if problems:
         raise CatalogError(problems)
     return Catalog(version=version, effective_from=effective_from, sub_categories=sub_categories)
+
+
+# The export's columns: the catalog's own, and the default time limits of the 立结案标准 table at normal
+# urgency, which is what a county drawing up its list needs to see beside each matter.
+EXPORT_COLUMNS = COLUMNS + ("handling_limit", "handling_unit", "sign_for_limit_hours", "return_window_days")
+
+
+def check_records(name: str, records: list[list[str]]) -> list[TableProblem]:
+    """Every problem of a catalog sheet someone edited (CSV or Excel rows), by spreadsheet row, before it
+    replaces `data/catalog.csv` in a release."""
+    problems: list[TableProblem] = []
+    # An exported copy carries the time-limit columns too; they are the time-limit table's to check.
+    rows = table_rows(name, records, EXPORT_COLUMNS, problems, required=COLUMNS)
+    if rows is not None:
+        _check_rows(name, list(rows), problems)
+    return problems
+
+
+def export_rows(catalog: Catalog, limits) -> list[list]:
+    rows = []
+    for sub in catalog:
+        limit = limits.limits.get((sub.code, "normal"))
+        rows.append([sub.code, sub.name, sub.category,
+                     *((limit.handling_limit, limit.handling_unit, limit.sign_for_limit_hours,
+                        limit.return_window_days) if limit else ("", "", "", ""))])
+    return rows
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from transitions import Machine, MachineError
 
+NAME = "grid_matter"
+INITIAL = "reported"
 STATUSES = (
     "reported",            # collected by a grid worker, not yet verified
     "registered",          # 核实登记

@@ -10,6 +10,8 @@ from transitions import Machine, MachineError
 
 STATES = ("offered", "signed_for", "in_progress", "extension_requested", "overdue", "returned", "completed",
           "cancelled",
+          # 条例 §13: a grid worker refuses work that is off the county's matter list.
+          "refused",
           # A written explanation (书面说明) task lives through these instead of offered → completed.
           "explanation_required", "explanation_submitted", "explanation_accepted", "explanation_rejected")
 OPEN_STATES = frozenset({"offered", "signed_for", "in_progress", "extension_requested", "overdue",
@@ -22,6 +24,7 @@ ACTIONS = (
     ("sign_for", ["overdue"], "overdue"),
     ("start", ["signed_for"], "in_progress"),
     ("return_", ["offered", "signed_for", "in_progress"], "returned"),
+    ("refuse", ["offered", "signed_for", "in_progress", "overdue"], "refused"),
     # 延期: asked before the deadline; the dispatching agency's decision puts the task back to work.
     ("request_extension", _WORKING, "extension_requested"),
     ("decide_extension", ["extension_requested"], "in_progress"),
@@ -59,7 +62,7 @@ MACHINE = Machine(
 
 
 def apply(state: str, action: str, *, sign_required: bool = False, returnable: bool = False,
-          reason: str | None = None) -> str:
+          refusable: bool = False, reason: str | None = None) -> str:
     """Return the state after `action`, or raise TaskActionRefused naming the rule."""
     if action not in MACHINE.events:
         raise TaskActionRefused(f"unknown task action {action!r}")
@@ -68,6 +71,12 @@ def apply(state: str, action: str, *, sign_required: bool = False, returnable: b
             raise TaskActionRefused("this task cannot be returned (退单): only dispatched tasks can")
         if not (reason and reason.strip()):
             raise TaskActionRefused("a return (退单) needs a reason")
+    if action == "refuse":
+        if not refusable:
+            raise TaskActionRefused("this task cannot be refused: the definition gives it no refusal path "
+                                    "(status_on_refuse)")
+        if not (reason and reason.strip()):
+            raise TaskActionRefused("a refusal (条例第十三条) needs a reason")
     if action in ("sign_for", "start", "request_extension") and not sign_required:
         raise TaskActionRefused("this task is not signed for; complete it directly")
     if action == "request_extension" and not (reason and reason.strip()):
