@@ -21,6 +21,7 @@ log = logging.getLogger("gridflow.worker")
 
 # Timers fire strictly after their due time; wake a moment later so the first look finds them due.
 WAKE_MARGIN = timedelta(milliseconds=50)
+WEBHOOK_INTERVAL = 2.0  # seconds between looks at the outbox
 
 
 def worker_name() -> str:
@@ -55,10 +56,23 @@ class TimerWorker:
             for error in result.errors:
                 self.report(f"  error: {error}")
             self._schedule_wake()
+            # Warnings (预警) for the webhooks, issue 5: a task crossing into yellow, once.
+            warned = self.engine.outbox.emit_warnings(SYSTEM_CLOCK)
+            if warned:
+                self.report(f"warnings: {warned} tasks crossed into yellow")
         except Exception:  # keep the service alive through a database outage; the next tick retries
             log.exception("sweep failed; retrying at the next tick")
         finally:
             self._busy.release()
+
+    def deliver_webhooks(self) -> None:
+        """Webhooks from the outbox (issue 5), as a job of its own: a slow receiver never delays a sweep."""
+        try:
+            result = self.engine.webhooks.pump(SYSTEM_CLOCK)
+            if result.attempted:
+                self.report(f"webhooks: delivered {result.delivered}, failed {result.failed}, dead {result.dead}")
+        except Exception:  # the outbox keeps everything; the next run retries
+            log.exception("webhook delivery failed; retrying at the next run")
 
     def _schedule_wake(self) -> None:
         next_due = self.engine.timers.next_due()
@@ -76,6 +90,8 @@ class TimerWorker:
         signal.signal(signal.SIGTERM, _exit)
         # The first sweep runs at once: it fires whatever fell due while no worker was running.
         self.scheduler.add_job(self.tick, "interval", seconds=self.interval, id="sweep",
+                               next_run_time=SYSTEM_CLOCK.now())
+        self.scheduler.add_job(self.deliver_webhooks, "interval", seconds=WEBHOOK_INTERVAL, id="webhooks",
                                next_run_time=SYSTEM_CLOCK.now())
         try:
             self.scheduler.start()
