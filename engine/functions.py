@@ -79,6 +79,13 @@ class Deadlines:
             self.calendar_version, self._calendar = self._calendars.current()
         return self._calendar
 
+    def time_limit_table(self) -> TimeLimitTable:
+        """The 立结案标准 table a command uses: the shipped one (an audit replay pins the recorded version)."""
+        return time_limits()
+
+    def routing_table(self) -> RoutingTable:
+        return routing()
+
     def _compute(self, compute):
         try:
             return compute(self.calendar()).isoformat()
@@ -95,7 +102,7 @@ class Deadlines:
 
     def handling_deadline(self, moment: str, sub_category: str, urgency: str = "normal") -> str:
         """The deadline from the time-limit table for this kind of matter, counted from `moment`."""
-        table = time_limits()
+        table = self.time_limit_table()
         try:
             limit = table.limit(sub_category, urgency)
         except UnknownSubCategory as exc:
@@ -107,7 +114,7 @@ class Deadlines:
         """Routing is a whitelisted function rather than a DMN table: it needs area-prefix specificity,
         a fallback to higher levels and tie/gap checks when the table loads, none of which SpiffWorkflow's
         DMN offers (its UNIQUE policy does not even check uniqueness)."""
-        table = routing()
+        table = self.routing_table()
         try:
             found = table.route(str(sub_category), str(level), str(grid_code))
         except (NoRoute, InvalidGridCode, InvalidDivisionCode, ValueError) as exc:
@@ -144,8 +151,8 @@ def functions(clock: Clock | None, deadlines: Deadlines | None) -> dict:
             "route_assisting": deadlines.route_assisting if deadlines else None}
 
 
-def script_engine(clock: Clock, calendars=None) -> SafeScriptEngine:
-    deadlines = Deadlines(calendars)
+def script_engine(clock: Clock, calendars=None, deadlines: Deadlines | None = None) -> SafeScriptEngine:
+    deadlines = deadlines or Deadlines(calendars)
     engine = SafeScriptEngine(functions=functions(clock, deadlines), clock=clock)
     engine.deadlines = deadlines
     return engine

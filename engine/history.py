@@ -17,8 +17,19 @@ from SpiffWorkflow.util.task import TaskState
 GENESIS = "0" * 64
 
 
-def canonical(value) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+def canonical(value, default=str) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default).encode()
+
+
+def _meaning(value):
+    """What an object in a task's internal data means, never its memory address: an event-based gateway
+    keeps the events it saw as objects, whose default text would differ in every process."""
+    definition = getattr(value, "event_definition", None)
+    if definition is not None:
+        return {"event": type(definition).__name__, "name": getattr(definition, "name", None),
+                "payload": getattr(value, "payload", None), "correlations": getattr(value, "correlations", None)}
+    text = str(value)
+    return type(value).__name__ if " at 0x" in text else text
 
 
 def sha256(value) -> str:
@@ -36,7 +47,8 @@ def state_hash(workflow, status: str, level: str | None, tasks: list[tuple[str, 
         if task.has_state(_LIVE):
             entry.append(task.data)
         tree.append(entry)
-    return sha256({"tree": tree, "data": workflow.data, "status": status, "level": level, "tasks": tasks})
+    meaning = {"tree": tree, "data": workflow.data, "status": status, "level": level, "tasks": tasks}
+    return hashlib.sha256(canonical(meaning, default=_meaning)).hexdigest()
 
 
 @dataclass(frozen=True)
