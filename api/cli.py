@@ -1,6 +1,12 @@
 """`gridflow`: the command line for administrators and operators. Every error is one readable line."""
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # `python -m api.cli`: run the package's module instead, the one the command-group modules import, so
+    # it is not loaded twice under two names.
+    from api.cli import main as _main
+    raise SystemExit(_main())
+
 import json
 import os
 import signal
@@ -221,6 +227,20 @@ def task_return(ctx, task_id, reason, actor, role):
     """Return a dispatched task to the agency (退单), with a reason."""
     engine = _engine(ctx)
     engine.cases.return_task(task_id, reason, actor=actor, role=_task_role(ctx, task_id, role))
+    click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
+
+
+@task.command("refuse")
+@click.argument("task_id", type=int)
+@click.option("--reason", required=True, help="Why the work is off the county's matter list (required).")
+@click.option("--actor", default="cli")
+@click.option("--role", default=None)
+@click.pass_context
+@reports_errors
+def task_refuse(ctx, task_id, reason, actor, role):
+    """A grid worker refuses work off the county's matter list (条例第十三条), with a reason."""
+    engine = _engine(ctx)
+    engine.cases.refuse_task(task_id, reason, actor=actor, role=_task_role(ctx, task_id, role))
     click.echo(render.case(engine.queries.case(engine.queries.task(task_id).case_id)))
 
 
@@ -506,11 +526,182 @@ def registry_notice(ctx, grid, html_out):
         click.echo(f"wrote {html_out}")
 
 
+def _change_date(value):
+    """--date as given, else today in Beijing (registry dates are the administrators' calendar dates)."""
+    from datetime import datetime
+    return value.date() if value is not None else datetime.now(render.BEIJING).date()
+
+
+_CHANGE_DATE = click.option("--date", "on_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                            help="The day the change takes effect (default today).")
+_CHANGE_REASON = click.option("--reason", required=True, help="Why; filed with the city (条例 §7).")
+_CHANGE_BY = click.option("--by", "who", default="admin", show_default=True, help="Who makes the change (recorded).")
+
+
+def _filing_summary(filing) -> str:
+    p = filing.payload
+    if filing.kind == "grid_recoded":
+        return f"{p['old_code']} → {p['new_code']}"
+    if filing.kind == "grid_redrawn":
+        return f"{filing.grid_code}: {p['before']['households']} → {p['after']['households']} households, area redrawn"
+    if filing.kind == "grid_merged":
+        return f"{' + '.join(s['code'] for s in p['sources'])} → {p['result']['code']}"
+    if filing.kind == "grid_split":
+        return f"{p['source']['code']} → {' + '.join(part['code'] for part in p['parts'])}"
+    return f"{filing.grid_code or ''} {p.get('name', '')}".strip()
+
+
+def _filings_table(filings) -> str:
+    return render.table(["filing", "filed (CST)", "kind", "effective", "change", "by", "reason"],
+                        [[f.id, render.when(f.created_at), f.kind, f.payload.get("effective_from", ""),
+                          _filing_summary(f), f.created_by, f.payload.get("reason", "")] for f in filings])
+
+
+def _show_change(change, on_date) -> None:
+    retired = ", ".join(g.code for g in change.retired)
+    opened = ", ".join(f"{g.code} {g.name} ({g.households} households)" for g in change.opened)
+    click.echo(f"{retired} → {opened}, from {on_date}; filing {change.filing_id} filed with the city")
+    for worker in change.workers_moved:
+        click.echo(f"  moved {worker['name']} ({worker['employment']}) {worker['from']} → {worker['to']}")
+    for worker in change.workers_unassigned:
+        click.echo(f"  unassigned {worker['name']} ({worker['employment']}): no longer serves a grid; assign them "
+                   f"with `gridflow registry import workers`")
+    for warning in change.warnings:
+        click.echo(f"  warning: {warning}")
+
+
+@registry.command("recode")
+@click.argument("old")
+@click.argument("new")
+@_CHANGE_DATE
+@_CHANGE_REASON
+@_CHANGE_BY
+@click.pass_context
+@reports_errors
+def registry_recode(ctx, old, new, on_date, reason, who):
+    """Give grid OLD the code NEW; its workers follow, the old code is retired, never reused."""
+    store = _engine(ctx).registry
+    day = _change_date(on_date)
+    store.recode_grid(old, new, who, day, reason=reason)
+    filing = store.filings(new)[-1]
+    click.echo(f"{old} → {new} from {day}; workers moved: {'、'.join(filing.payload['workers_moved']) or 'none'}; "
+               f"filing {filing.id} filed with the city")
+
+
+@registry.command("redraw")
+@click.argument("code")
+@click.option("--households", type=click.IntRange(0), required=True)
+@click.option("--boundary", required=True, help="The new area, e.g. 东至建设路，南至人民路…")
+@click.option("--name", default=None, help="A new name (default: keep it).")
+@_CHANGE_DATE
+@_CHANGE_REASON
+@_CHANGE_BY
+@click.pass_context
+@reports_errors
+def registry_redraw(ctx, code, households, boundary, name, on_date, reason, who):
+    """Redraw grid CODE's area under the same code."""
+    store = _engine(ctx).registry
+    day = _change_date(on_date)
+    grid = store.redraw_grid(code, households, boundary, who, day, name=name, reason=reason)
+    filing = store.filings(code)[-1]
+    click.echo(f"{code} {grid.name} redrawn from {day}: {grid.households} households; filing {filing.id} filed "
+               f"with the city")
+    if filing.payload.get("household_warning"):
+        click.echo(f"  warning: {filing.payload['household_warning']}")
+
+
+@registry.command("merge")
+@click.argument("codes", nargs=-1, required=True)
+@click.option("--into", "into_code", required=True, help="The merged grid's code: one of CODES or a new one.")
+@click.option("--name", default=None, help="The merged grid's name (default: the kept code's).")
+@click.option("--households", type=click.IntRange(0), default=None, help="Default: the grids' sum.")
+@click.option("--boundary", required=True, help="The merged grid's area.")
+@_CHANGE_DATE
+@_CHANGE_REASON
+@_CHANGE_BY
+@click.pass_context
+@reports_errors
+def registry_merge(ctx, codes, into_code, name, households, boundary, on_date, reason, who):
+    """Merge grids CODES of one community into one; their workers move to it."""
+    day = _change_date(on_date)
+    change = _engine(ctx).registry.merge_grids(list(codes), into_code, name, households, boundary, who, day, reason)
+    _show_change(change, day)
+
+
+def _split_part(text: str) -> dict:
+    fields = text.split(":", 3)
+    if len(fields) != 4 or not fields[2].strip().isdigit():
+        raise click.UsageError(f"--part {text!r}: write code:name:households:boundary, households a whole number")
+    code, name, households, boundary = fields
+    return {"code": code.strip(), "name": name, "households": int(households), "boundary": boundary}
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    worker, sep, part = text.partition("=")
+    if not sep or not worker.strip() or not part.strip():
+        raise click.UsageError(f"--assign {text!r}: write WORKER=PART_CODE (worker by name, or by phone)")
+    return worker.strip(), part.strip()
+
+
+@registry.command("split")
+@click.argument("code")
+@click.option("--part", "parts", multiple=True, required=True,
+              help="code:name:households:boundary, once per part (2 or more); one part may keep CODE.")
+@click.option("--assign", "assignments", multiple=True,
+              help="WORKER=PART_CODE: where a worker serves after the split (by name or phone).")
+@_CHANGE_DATE
+@_CHANGE_REASON
+@_CHANGE_BY
+@click.pass_context
+@reports_errors
+def registry_split(ctx, code, parts, assignments, on_date, reason, who):
+    """Split grid CODE into parts; unassigned workers stay with a part keeping CODE, else are reported."""
+    day = _change_date(on_date)
+    workers = dict(_assignment(a) for a in assignments)
+    change = _engine(ctx).registry.split_grid(code, [_split_part(p) for p in parts], who, day, reason,
+                                              workers=workers)
+    _show_change(change, day)
+
+
+@registry.command("history")
+@click.argument("code")
+@click.pass_context
+@reports_errors
+def registry_history(ctx, code):
+    """What grid CODE came from and became: every row before and after it, and the filings of each change."""
+    lineage = _engine(ctx).registry.lineage(code)
+    click.echo(render.table(["grid", "name", "type", "households", "from", "to"],
+                            [[g.code, g.name, g.grid_type, g.households, g.effective_from, g.effective_to or ""]
+                             for g in lineage.rows]))
+    click.echo("\nfilings:")
+    click.echo(_filings_table(lineage.changes))
+
+
+@registry.command("filings")
+@click.option("--grid", "grid_code", default=None, help="Only filings naming this grid code.")
+@click.pass_context
+@reports_errors
+def registry_filings(ctx, grid_code):
+    """Filings with the city (备案, 条例 §7): every grid created, redrawn, recoded, merged or split."""
+    rows = _engine(ctx).registry.filings(grid_code)
+    click.echo(_filings_table(rows) if rows else "no filings")
+
+
 # -- command groups kept in their own modules --
 # (matter lists, issue 4)
+from .cli_lists import catalog as _catalog, lists as _lists  # noqa: E402
+main.add_command(_lists)
+main.add_command(_catalog)
 # (API: serve, token; issue 5)
+from .cli_serve import register as _register_api  # noqa: E402
+_register_api(main)
 # (webhooks; issue 5)
+from .cli_webhooks import webhooks as _webhooks  # noqa: E402
+main.add_command(_webhooks)
 # (audit; issue 6)
+from .cli_audit import audit  # noqa: E402  (it imports the helpers above)
+
+main.add_command(audit)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import object_session
 from sqlalchemy.orm.exc import StaleDataError
 
-from rules import status as statuses
 from rules import task_lifecycle as lifecycle
 from rules.calendar import UnknownYear
 from rules.catalog import shipped_catalog
@@ -26,7 +26,7 @@ from rules.levels import LEVELS
 from rules.negative_list import OnNegativeList, check_admissible
 from rules.time_limits import UnknownSubCategory
 
-from . import history, timers
+from . import history, outbox, timers
 from .bundle import properties, role_of
 from .clock import SYSTEM_CLOCK, Clock
 from .db import utcnow
@@ -34,7 +34,7 @@ from .definitions import DefinitionStore, LoadedDefinition
 from .errors import Conflict, InvalidCommand, NotFound
 from .expressions import ExpressionError
 from .forms import check_data, parse_form
-from .functions import script_engine, time_limits
+from .functions import script_engine
 from .models import Case, HistoryEvent, HumanTask
 from .spiff import SERIALIZER, event_definitions
 
@@ -54,6 +54,8 @@ class _Run:
     tasks: list[HumanTask]
     status_moves: list = field(default_factory=list)
     task_moves: list = field(default_factory=list)
+    role: str | None = None       # the role the command acts in: who would be assigning a new task
+    notes: dict = field(default_factory=dict)   # further effects for the history event (rule versions used)
 
     def reach(self, spiff_task) -> None:
         """An element was reached: a declared status applies now; a deadline on a task makes it overdue."""
@@ -70,12 +72,13 @@ class _Run:
         current = self.case.status
         if current == target:
             return
+        statuses = self.loaded.lifecycle
         try:
             trigger = statuses.move(current, target)
         except statuses.UnlawfulMove as exc:
             raise InvalidCommand(f"{exc} (at {element})") from None
         if target in statuses.REASON_REQUIRED and not str(data.get("reason") or "").strip():
-            raise InvalidCommand(f"moving the matter to {target} at {element} needs a reason")
+            raise InvalidCommand(f"moving the case to {target} at {element} needs a reason")
         self.status_moves.append([current, target, trigger, element])
         self.case.status = target
 
@@ -87,10 +90,13 @@ class _Run:
 
 
 class CaseService:
-    def __init__(self, sessions, definitions: DefinitionStore, calendars=None):
+    def __init__(self, sessions, definitions: DefinitionStore, calendars=None, matter_lists=None):
         self._sessions = sessions
         self._definitions = definitions
         self._calendars = calendars
+        # The county matter lists (engine/matter_lists.py): checked when a task goes to a grid worker, and
+        # written when a list change is filed. Without it (a bare CaseService) neither happens.
+        self._matter_lists = matter_lists
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -103,19 +109,25 @@ class CaseService:
         with self.transaction() as session:
             info = self._definitions.find(key, version, session=session)
             loaded = self._definitions.load(info.id)
-            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine(clock, self._calendars))
+            initial = loaded.lifecycle.INITIAL
+            if self._matter_lists is not None and loaded.lifecycle.NAME == "matter_list_change":
+                self._matter_lists.check_application(session, data, clock.now())
+                # The county is the area a list change concerns: carried as the case's and its tasks' grid
+                # code, the area scope rules let the county's agency and government find and act on it.
+                data = {**data, "grid_code": str(data["county_code"])}
+            workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=self._script_engine(clock))
             for task in workflow.get_tasks(state=TaskState.READY):
                 # The kind of matter picks its time limits; definitions may rely on these being present.
                 task.set_data(**{"sub_category": None, "urgency": "normal", "grid_code": None, **data})
-            case = Case(definition_id=info.id, process_key=key, status="reported",
+            case = Case(definition_id=info.id, process_key=key, status=initial,
                         title=str(data.get("title", "")), grid_code=_str_or_none(data.get("grid_code")),
                         category=_str_or_none(data.get("category")),
                         sub_category=_str_or_none(data.get("sub_category")), urgency=_str_or_none(data.get("urgency")),
                         state="", state_hash="", last_seq=0,
                         last_event_hash=history.GENESIS, pending_timers={}, created_at=now, updated_at=now)
             session.add(case)
-            run = _Run(case, loaded, workflow, clock, [])
-            run.status_moves.append([None, "reported", "report", key])
+            run = _Run(case, loaded, workflow, clock, [], role=role)
+            run.status_moves.append([None, initial, "report" if initial == "reported" else initial, key])
             self._advance(run, session)
             self._commit(session, run, "start", actor, role,
                          {"key": key, "version": info.version, "data": data}, None)
@@ -178,6 +190,24 @@ class CaseService:
             spiff_task.run()
 
         self._task_command(task_id, "return", {"reason": reason}, actor, role, clock, apply)
+
+    def refuse_task(self, task_id: int, reason: str, *, actor: str, role: str,
+                    clock: Clock = SYSTEM_CLOCK) -> None:
+        """条例 §13: a grid worker refuses work that is not on the county's matter list in force. The task
+        leaves through its refusal path (`refused` is true in the case data) into `status_on_refuse`."""
+        def apply(run: _Run, row: HumanTask, spiff_task):
+            props = properties(spiff_task.task_spec)
+            if self._matter_lists is None:
+                raise InvalidCommand("refusing needs the county matter lists, which this engine was built without")
+            citation = self._matter_lists.refusal_grounds(object_session(run.case), run)
+            run.move_task(row, "refuse", refusable="status_on_refuse" in props, reason=reason)
+            row.actor, row.return_reason = actor, reason
+            run.move_status(props["status_on_refuse"], row.element_id, {"reason": reason})
+            run.notes["refusal"] = citation
+            spiff_task.set_data(refused=True, refusal_reason=reason)
+            spiff_task.run()
+
+        self._task_command(task_id, "refuse", {"reason": reason}, actor, role, clock, apply)
 
     def send_message(self, case_id: int, name: str, payload: dict, *, actor: str, role: str,
                      clock: Clock = SYSTEM_CLOCK) -> None:
@@ -278,6 +308,7 @@ class CaseService:
         """The timer command inside a transaction the caller owns (the sweep claims cases in its own and
         hands in their task rows, read in one query for the batch)."""
         run = self._load(session, case_id, clock, tasks)
+        run.role = "system"
         now = clock.now()
         due = [t for t in timers.waiting_timers(run.workflow) if t.due_at is not None and t.due_at < now]
         if not due:
@@ -311,13 +342,7 @@ class CaseService:
         """`acting_role`: the role that acts on the task when it is not the task's own (the agency deciding
         on a unit's extension request)."""
         with self.transaction() as session:
-            # The case and its tasks in one statement, so they come from one snapshot. Reading tasks
-            # before the case could pair stale task rows with a fresh case revision, and the revision
-            # check on the case would then let a second sign-for through.
-            case_of_task = sa.select(HumanTask.case_id).where(HumanTask.id == task_id).scalar_subquery()
-            rows = session.execute(sa.select(Case, HumanTask).join(HumanTask, HumanTask.case_id == Case.id)
-                                   .where(Case.id == case_of_task).order_by(HumanTask.id)).all()
-            tasks = [t for _, t in rows]
+            tasks = self._task_rows(session, task_id)
             row = next((t for t in tasks if t.id == task_id), None)
             if row is None:
                 raise NotFound(f"no task {task_id}")
@@ -327,6 +352,7 @@ class CaseService:
             if row.state not in lifecycle.OPEN_STATES:
                 raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
             run = self._load(session, row.case_id, clock, tasks)
+            run.role = role
             status_before = run.case.status
             self._advance_if_due(run, session)  # a deadline that passed before this command takes effect first
             spiff_task = run.workflow.get_task_from_id(UUID(row.spiff_task_id))
@@ -342,9 +368,27 @@ class CaseService:
             payload = {"task_id": task_id, "element": row.element_id, "task_name": row.name, **payload}
             self._commit(session, run, command, actor, role, payload, status_before)
 
+    @staticmethod
+    def _task_rows(session, task_id: int) -> list[HumanTask]:
+        """The tasks of the task's case, in creation order, read with the case.
+
+        The case and its tasks in one statement, so they come from one snapshot. Reading tasks before the
+        case could pair stale task rows with a fresh case revision, and the revision check on the case
+        would then let a second sign-for through."""
+        case_of_task = sa.select(HumanTask.case_id).where(HumanTask.id == task_id).scalar_subquery()
+        rows = session.execute(sa.select(Case, HumanTask).join(HumanTask, HumanTask.case_id == Case.id)
+                               .where(Case.id == case_of_task).order_by(HumanTask.id)).all()
+        return [t for _, t in rows]
+
+    def _script_engine(self, clock: Clock):
+        """The evaluator of a command, with its clock and the rule versions it may use (the audit replay
+        pins those a recorded command used)."""
+        return script_engine(clock, self._calendars)
+
     def _case_command(self, case_id, command, payload, actor, role, clock, apply):
         with self.transaction() as session:
             run = self._load(session, case_id, clock)
+            run.role = role
             status_before = run.case.status
             self._advance_if_due(run, session)
             try:
@@ -370,7 +414,7 @@ class CaseService:
         if case is None:
             raise NotFound(f"no case {case_id}")
         loaded = self._definitions.load(case.definition_id)
-        workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, script_engine(clock, self._calendars))
+        workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, self._script_engine(clock))
         if tasks is None:
             tasks = list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id)
                                          .order_by(HumanTask.id)))
@@ -400,6 +444,8 @@ class CaseService:
             if spiff_id in known:
                 continue
             row = self._offer(run, spiff_task, now)
+            if row.role == "grid_worker" and self._matter_lists is not None:
+                self._matter_lists.check_assignment(session, run, row)
             session.add(row)
             run.tasks.append(row)
             run.task_moves.append((row, None, row.state))
@@ -419,18 +465,29 @@ class CaseService:
                          state="explanation_required" if props.get("explanation") == "true" else "offered",
                          created_at=now, updated_at=now)
 
-    def _commit(self, session, run: _Run, command, actor, role, payload, status_before) -> None:
+    @staticmethod
+    def _conclude(run: _Run) -> dict:
+        """What the case row takes from the state after a command, and its state hash (the audit replay
+        recomputes exactly this); returns the data the case's latest task saw."""
         case, workflow = run.case, run.workflow
         data = workflow.last_task.data if workflow.last_task is not None else {}
         case.level = _str_or_none(data.get("level")) or case.level
         case.unit = _str_or_none(data.get("unit")) or case.unit
-        case.state = SERIALIZER.dumps(workflow)
         case.state_hash = history.state_hash(workflow, case.status, case.level,
                                              [(t.element_id, t.state) for t in run.tasks])
+        return data
+
+    def _commit(self, session, run: _Run, command, actor, role, payload, status_before) -> None:
+        case, workflow = run.case, run.workflow
+        data = self._conclude(run)
+        case.state = SERIALIZER.dumps(workflow)
         now = run.clock.now()
         case.updated_at = now
         if workflow.is_completed() and case.finished_at is None:
             case.finished_at = now
+        if self._matter_lists is not None and any(m[1] == "filed" for m in run.status_moves) \
+                and run.loaded.lifecycle.NAME == "matter_list_change":
+            run.notes["matter_list"] = self._matter_lists.adopt(session, case, data, now)
         case.last_seq += 1
         prev = case.last_event_hash
         if case.id is None:  # a new case: its id goes into the event's hash
@@ -442,28 +499,31 @@ class CaseService:
         fields = history.EventFields(
             case.id, case.last_seq, command, actor, role, payload, now, case.definition_id, status_before,
             case.status, {"status": run.status_moves, "tasks": task_moves, "timers": timer_changes,
-                          **workflow.script_engine.deadlines.used()},
+                          **workflow.script_engine.deadlines.used(), **run.notes},
             case.state_hash, prev)
         case.last_event_hash = fields.digest()
         session.add(HistoryEvent(**vars(fields), event_hash=case.last_event_hash,
                                  # wall time of the write, beside the command's clock time
                                  recorded_at=utcnow()))
+        # Events for webhooks go out with the command or not at all (issue 5).
+        outbox.record(session, run)
 
     @staticmethod
     def _check_return_window(run: _Run, row: HumanTask) -> None:
         """A unit may return a matter only within the return window of its kind (time-limit table)."""
         if not run.case.sub_category:
             return
+        deadlines = run.workflow.script_engine.deadlines
+        table = deadlines.time_limit_table()
         try:
-            limit = time_limits().limit(run.case.sub_category, run.case.urgency or "normal")
+            limit = table.limit(run.case.sub_category, run.case.urgency or "normal")
         except (UnknownSubCategory, ValueError):
             return  # a kind the table does not know has no window to enforce
-        deadlines = run.workflow.script_engine.deadlines
         try:
             window_ends = limit.return_deadline(row.created_at, deadlines.calendar())
         except UnknownYear as exc:
             raise InvalidCommand(str(exc)) from None
-        deadlines.time_limits_version = time_limits().version
+        deadlines.time_limits_version = table.version
         if run.clock.now() > window_ends:
             raise InvalidCommand(f"the return window ({limit.return_window_days} working days) ended "
                                  f"{window_ends.isoformat()}; the unit must handle the matter or explain in writing")

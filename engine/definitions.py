@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from types import ModuleType
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from . import bundle as bundles
 from .bundle import NS, Bundle, DefinitionRejected, Problem
 from .clock import Clock
+from .definition_diff import DefinitionDiff, compare_versions
 from .errors import Conflict, NotFound
 from .models import Definition
 
@@ -44,6 +46,7 @@ class LoadedDefinition:
     spec: object
     subprocess_specs: dict
     elements: dict  # element id → task spec, for the properties the engine reads at run time
+    lifecycle: ModuleType  # the status lifecycle its cases follow (rules/lifecycles)
 
 
 def _info(row: Definition) -> DefinitionInfo:
@@ -164,6 +167,10 @@ class DefinitionStore:
                 raise NotFound(f"no definition with id {definition_id}")
             return dict(row.files)
 
+    def compare(self, key: str, from_version: int, to_version: int) -> DefinitionDiff:
+        """Element-by-element differences between two deployed versions (engine/definition_diff.py)."""
+        return compare_versions(self, key, from_version, to_version)
+
     def load(self, definition_id: int) -> LoadedDefinition:
         """The parsed spec of one pinned version; parsed once per process, shared by every case on it."""
         loaded = self._cache.get(definition_id)
@@ -179,7 +186,8 @@ class DefinitionStore:
         for spec in [built.spec, *built.subprocess_specs.values()]:
             for ts in spec.task_specs.values():
                 elements.setdefault(getattr(ts, "bpmn_id", None) or ts.name, ts)
-        loaded = LoadedDefinition(info, built.spec, built.subprocess_specs, elements)
+        loaded = LoadedDefinition(info, built.spec, built.subprocess_specs, elements,
+                                  bundles.lifecycle_of(built.spec))
         with self._lock:
             self._cache.setdefault(definition_id, loaded)
         return self._cache[definition_id]

@@ -244,11 +244,193 @@ class Filing(Base):
 
 # -- county matter lists (issue 4) --
 
+class MatterListVersion(Base):
+    """One adopted version of a county's grid matter list (条例 §13), written only when its change case is
+    filed; never updated, so what was assignable on any past day stays answerable."""
+
+    __tablename__ = "matter_lists"
+    __table_args__ = (
+        sa.UniqueConstraint("county_code", "version", name="uq_matter_list_version"),
+        # Two versions starting on one day would leave open which is in force.
+        sa.UniqueConstraint("county_code", "effective_from", name="uq_matter_list_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    county_code: Mapped[str] = mapped_column(sa.String(6), index=True)
+    version: Mapped[str] = mapped_column(sa.String(40))
+    effective_from: Mapped[date] = mapped_column(sa.Date)
+    sub_categories: Mapped[list] = mapped_column(JSON)
+    temporary: Mapped[list] = mapped_column(JSON)   # [{sub_category, reason, expires_on}]
+    case_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id"))  # the approval case that filed it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
 
 # -- API: idempotency, access log (issue 5) --
+
+class IdempotencyRecord(Base):
+    """The first outcome of a POST sent with an `Idempotency-Key`, so a retry (on any web worker) gets it
+    back instead of acting twice. `fingerprint` covers method, path and body: reusing a key for a
+    different request is refused."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (sa.UniqueConstraint("principal", "key", name="uq_idempotency_principal_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal: Mapped[str] = mapped_column(sa.String(300))
+    key: Mapped[str] = mapped_column(sa.String(200))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(20))  # running, done
+    status_code: Mapped[int | None]
+    response: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PersonalDataRead(Base):
+    """Every read that showed a reporter's personal data unmasked (条例 §18). Append-only."""
+
+    __tablename__ = "personal_data_reads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(40))
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    fields: Mapped[list] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(sa.String(200))  # what was read: the endpoint
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApiKey(Base):
+    """A key for the platform's system account. Only its SHA-256 is kept; the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    prefix: Mapped[str] = mapped_column(sa.String(16))  # the key's start, to tell keys apart in a list
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
 
 
 # -- outbox for webhooks (issue 5) --
 
+class OutboxEvent(Base):
+    """An event for the platform, written in the transaction of the command that caused it: a command
+    that rolls back leaves none, and one that commits cannot lose it. Routed once to the subscriptions
+    that want it, as one delivery each."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        # The router asks "which events are not routed yet?" and the delivery claim "does this case have
+        # an earlier one still unrouted?": both stay cheap however many events were routed before.
+        sa.Index("ix_outbox_unrouted", "case_id", "id", postgresql_where=sa.text("routed_at IS NULL"),
+                 sqlite_where=sa.text("routed_at IS NULL")),
+        # Only warnings carry one; a partial index costs the commands' events nothing.
+        sa.Index("uq_outbox_once_key", "once_key", unique=True, postgresql_where=sa.text("once_key IS NOT NULL"),
+                 sqlite_where=sa.text("once_key IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What receivers deduplicate by (delivery is at least once): a UUID, unique across databases and
+    # restores. Not indexed: nothing looks events up by it, and every command writes events.
+    uid: Mapped[str] = mapped_column(sa.String(36))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"))
+    # The task by its SpiffWorkflow id, known before a new task's row is written, so the command's one
+    # flush is kept; the row id that receivers see is looked up when the event is sent.
+    task_spiff_id: Mapped[str | None] = mapped_column(sa.String(36))
+    payload: Mapped[dict] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the command's clock
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)  # wall time of the write
+    # Events not caused by a command (a warning) name what makes them happen once.
+    once_key: Mapped[str | None] = mapped_column(sa.String(200))
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookSubscription(Base):
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    # Kept as given: the HMAC needs it. Whoever reads the database can read it (see README).
+    secret: Mapped[str] = mapped_column(sa.String(200))
+    events: Mapped[list | None] = mapped_column(JSON)  # event kinds wanted; None: all
+    active: Mapped[bool] = mapped_column(default=True)
+    # Events up to this id happened before the subscription existed and are not sent to it.
+    after_event_id: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription, so one receiver that is down holds up no other."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "subscription_id", name="uq_delivery_event_subscription"),
+        sa.Index("ix_deliveries_due", "next_attempt_at", postgresql_where=sa.text("state = 'pending'"),
+                 sqlite_where=sa.text("state = 'pending'")),
+        # "Is an earlier event of this case still pending for this receiver?": per-case order.
+        sa.Index("ix_deliveries_case_order", "subscription_id", "case_id", "event_id",
+                 postgresql_where=sa.text("state = 'pending'"), sqlite_where=sa.text("state = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("outbox_events.id"), index=True)
+    subscription_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"))
+    case_id: Mapped[int]
+    state: Mapped[str] = mapped_column(sa.String(20))  # pending, delivered, dead
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A claim is a lease: the HTTP call happens outside any transaction (SQLite's writer lock is never
+    # held across the network), and a delivery process that dies mid-send lets the lease run out.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(sa.String(36))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 
 # -- audit checkpoints (issue 6) --
+
+class AuditCheckpoint(Base):
+    """A signed snapshot of every case's history head, so a chain rewritten with fresh hashes, truncated
+    or deleted by someone with database access but not the key no longer matches (docs/audit.md)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    # Which key signed it (a digest of the key, never the key): verify names a key that does not fit.
+    key_id: Mapped[str] = mapped_column(sa.String(16))
+    case_count: Mapped[int]
+    # [[case id, last seq, head event hash], ...] in case order: what the signature covers.
+    heads: Mapped[list] = mapped_column(JSON)
+    # Each checkpoint signs the one before it, so removing one from the middle shows.
+    prev_signature: Mapped[str | None] = mapped_column(sa.String(64))
+    signature: Mapped[str] = mapped_column(sa.String(64))
+
+
+class RuleTableVersion(Base):
+    """Every version of a rules table the engine has run with (time limits, routing), kept by version so a
+    replay of an old case computes its deadlines and units with the table it used."""
+
+    __tablename__ = "rule_table_versions"
+    __table_args__ = (sa.UniqueConstraint("kind", "version", name="uq_rule_table_kind_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))       # time_limits, routing
+    version: Mapped[str] = mapped_column(sa.String(40))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    files: Mapped[dict] = mapped_column(JSON)               # {file name: text}, as shipped
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,6 +5,7 @@ from .calendars import CalendarStore
 from .cases import CaseService
 from .db import database_url, make_engine, make_sessionmaker
 from .definitions import DefinitionStore
+from .matter_lists import MatterListStore
 from .queries import CaseQueries
 from .registry import RegistryStore
 from .schema import upgrade
@@ -24,15 +25,32 @@ class Engine:
         self.calendars = CalendarStore(self.sessions, self.readers)
         if migrate:
             self.calendars.ensure_seeded()
-        self.cases = CaseService(self.sessions, self.definitions, self.calendars)
+        self.matter_lists = MatterListStore(self.sessions, self.readers)
+        self.cases = CaseService(self.sessions, self.definitions, self.calendars, self.matter_lists)
         self.queries = CaseQueries(self.readers, self.definitions)
         self.timers = TimerService(self.sessions, self.readers, self.cases)
         self.deadlines = DeadlineBoard(self.readers, self.calendars)
         self.registry = RegistryStore(self.sessions, self.readers)
         # (matter lists, issue 4)
         # (API, issue 5)
+        from .access_log import AccessLog
+        from .acting import ActingCases
+        from .api_keys import ApiKeyStore
+        from .idempotency import IdempotencyStore
+        self.api_keys = ApiKeyStore(self.sessions, self.readers)
+        self.idempotency = IdempotencyStore(self.sessions, self.readers)
+        self.access_log = AccessLog(self.sessions, self.readers)
+        self.acting = ActingCases(self.cases, self.readers)  # commands on behalf of a principal, scope checked
         # (outbox, issue 5)
+        from .outbox import Outbox
+        from .webhooks import Webhooks
+        self.outbox = Outbox(self.sessions, self.readers, self.deadlines)
+        self.webhooks = Webhooks(self.sessions, self.readers)
         # (audit, issue 6)
+        from .audit import AuditService
+        self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url)
+        if migrate:  # every rules-table version the engine runs with is kept, for replays after an upgrade
+            self.audit.rule_tables.record_shipped()
 
     def close(self) -> None:
         self.db.dispose()

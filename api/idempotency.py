@@ -1,0 +1,57 @@
+"""`Idempotency-Key` on POST requests, across all web workers: the first outcome is stored with the key
+and replayed to retries; the command runs once."""
+from __future__ import annotations
+
+import json
+
+from flask import Flask, Response, g, request
+
+from engine.idempotency import fingerprint
+
+from .auth import current_principal
+from .context import current_engine
+
+HEADER = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
+# Outcomes a retry may cure are not kept: a lost race on the case, an internal fault.
+_NOT_KEPT = {409} | set(range(500, 600))
+
+
+def register(app: Flask) -> None:
+    @app.before_request
+    def _claim():
+        key = request.headers.get(HEADER)
+        if key is None or request.method != "POST" or request.url_rule is None:
+            return None
+        principal = current_principal()  # a key belongs to its caller; no caller, no key
+        store = current_engine().idempotency
+        replay = store.claim(principal.key, key, fingerprint(request.method, request.path, request.get_data()))
+        if replay is not None:
+            stored = json.loads(replay.body)
+            response = Response(stored["body"], status=replay.status_code, mimetype="application/json")
+            for name, value in stored["headers"].items():
+                response.headers[name] = value
+            response.headers[REPLAYED] = "true"
+            return response
+        g.idempotency = (principal.key, key)
+        return None
+
+    @app.after_request
+    def _keep(response: Response):
+        claimed = g.pop("idempotency", None)
+        if claimed is None:
+            return response
+        store = current_engine().idempotency
+        if response.status_code in _NOT_KEPT:
+            store.release(*claimed)
+        else:
+            headers = {k: v for k, v in response.headers.items() if k in ("Location",)}
+            store.finish(*claimed, response.status_code,
+                         json.dumps({"body": response.get_data(as_text=True), "headers": headers}))
+        return response
+
+    @app.teardown_request
+    def _release(exc):
+        claimed = g.pop("idempotency", None)
+        if claimed is not None:  # the request died before a response was made
+            current_engine().idempotency.release(*claimed)
