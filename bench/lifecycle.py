@@ -27,6 +27,8 @@ from SpiffWorkflow.util.task import TaskState
 from engine.clock import FixedClock
 from engine.functions import script_engine
 from rules.calendar import WorkCalendar
+from engine.bundle import properties
+from engine.forms import parse_form
 from engine.models import Case
 from engine.service import Engine
 from engine.spiff import SERIALIZER, GridBpmnParser
@@ -119,7 +121,10 @@ def bare_lifecycle(spec, subprocess_specs, times: dict[str, list[int]]) -> None:
             if not ready:
                 raise Aborted(f"bare workflow: no ready {element} task")
             if kind == "complete":
-                ready[0].set_data(**data)
+                # As the engine does: optional form fields left out are None, so conditions can test them.
+                optional = {f.name: None for f in parse_form(properties(ready[0].task_spec).get("form"))
+                            if not f.required}
+                ready[0].set_data(**{**optional, **data})
                 ready[0].run()
         if kind != "sign":  # signing is the engine's own task lifecycle: SpiffWorkflow has nothing to do
             workflow.do_engine_steps()

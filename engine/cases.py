@@ -2,6 +2,8 @@
 state, its human tasks and its history event in one transaction: all of it or none of it."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,6 +91,32 @@ class _Run:
         self.task_moves.append((row, before, row.state))
 
 
+class _Instances:
+    """Workflow instances as the last command in this process committed them, by case and revision.
+
+    Deserializing the stored state is a large share of a command; the next command on a case usually finds
+    the instance here instead. An entry serves only the exact revision it was committed as (any other
+    process's change moves the revision on), and a command takes it out while it works on it, so a command
+    that fails leaves nothing half-changed behind."""
+
+    def __init__(self, size: int = 256):
+        self._size = size
+        self._entries: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, case_id: int, revision: int) -> BpmnWorkflow | None:
+        with self._lock:
+            entry = self._entries.pop(case_id, None)
+        return entry[1] if entry is not None and entry[0] == revision else None
+
+    def put(self, case: Case, workflow: BpmnWorkflow) -> None:
+        with self._lock:
+            self._entries[case.id] = (case.revision, workflow)
+            self._entries.move_to_end(case.id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 class CaseService:
     def __init__(self, sessions, definitions: DefinitionStore, calendars=None, matter_lists=None):
         self._sessions = sessions
@@ -97,6 +125,7 @@ class CaseService:
         # The county matter lists (engine/matter_lists.py): checked when a task goes to a grid worker, and
         # written when a list change is filed. Without it (a bare CaseService) neither happens.
         self._matter_lists = matter_lists
+        self._instances = _Instances()
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -131,7 +160,8 @@ class CaseService:
             self._advance(run, session)
             self._commit(session, run, "start", actor, role,
                          {"key": key, "version": info.version, "data": data}, None)
-            return case.id
+        self._instances.put(case, workflow)
+        return case.id
 
     def complete_task(self, task_id: int, data: dict, *, actor: str, role: str,
                       clock: Clock = SYSTEM_CLOCK) -> None:
@@ -367,6 +397,7 @@ class CaseService:
             self._advance(run, session)
             payload = {"task_id": task_id, "element": row.element_id, "task_name": row.name, **payload}
             self._commit(session, run, command, actor, role, payload, status_before)
+        self._instances.put(run.case, run.workflow)
 
     @staticmethod
     def _task_rows(session, task_id: int) -> list[HumanTask]:
@@ -397,6 +428,7 @@ class CaseService:
                 raise InvalidCommand(f"case {case_id}: {_spiff_message(exc)}") from None
             self._advance(run, session)
             self._commit(session, run, command, actor, role, payload, status_before)
+        self._instances.put(run.case, run.workflow)
 
     @staticmethod
     def tasks_of(session, case_ids: list[int]) -> dict[int, list[HumanTask]]:
@@ -414,7 +446,11 @@ class CaseService:
         if case is None:
             raise NotFound(f"no case {case_id}")
         loaded = self._definitions.load(case.definition_id)
-        workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, self._script_engine(clock))
+        workflow = self._instances.take(case.id, case.revision)
+        if workflow is None:
+            workflow = SERIALIZER.loads(case.state, loaded.spec, loaded.subprocess_specs, self._script_engine(clock))
+        else:
+            workflow.script_engine = self._script_engine(clock)   # this command's clock and rule versions
         if tasks is None:
             tasks = list(session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id)
                                          .order_by(HumanTask.id)))
