@@ -35,8 +35,8 @@ def auth(who: str | None) -> dict:
     return {"Authorization": f"Bearer {issue_token(PEOPLE[who], JWT_KEY)}"} if who else {}
 
 
-def call(api, method, path, who, json=None, **kwargs):
-    return getattr(api.client, method)(path, json=json, headers=auth(who), **kwargs)
+def call(api, method, path, who, json=None, headers=None, **kwargs):
+    return getattr(api.client, method)(path, json=json, headers={**auth(who), **(headers or {})}, **kwargs)
 
 
 def lists_api(engine):
@@ -77,6 +77,9 @@ def test_a_department_applies_the_county_agency_reviews_the_government_agrees_an
     assert applied.status_code == 201, applied.json
     case_id = applied.json["id"]
     assert applied.headers["Location"].endswith(f"/cases/{case_id}")
+    again = call(api, "post", f"/matter-lists/{COUNTY}/changes", "unit", APPLICATION,
+                 headers={"Idempotency-Key": "apply-1"})
+    assert (again.status_code, again.json["id"], again.headers["Idempotent-Replayed"]) == (201, case_id, "true")
     assert applied.json["status"] == "applied" and applied.json["grid_code"] == COUNTY
     assert applied.json["data"]["applicant"] == "hq_chengguan" and applied.json["unit"] == "hq_chengguan"
     (review,) = applied.json["open_tasks"]
@@ -163,7 +166,7 @@ def test_a_change_from_the_exported_file_and_a_rejection_at_review(engine):
 @pytest.mark.parametrize("change, where, words", [
     ({"reason": ""}, "json", "reason"),
     ({"effective_from": "next week"}, "json", "effective_from"),
-    ({"add": ["business_license_approval"]}, None, "第十四条"),
+    ({"add": ["administrative_licensing_decision"]}, None, "第十四条"),
     ({"add": ["no_such_matter"]}, None, "no_such_matter"),
     ({"add": [], "temporary": []}, None, "changes nothing"),
 ])

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import pytest
 
+from api.auth import issue_token
+from engine.access import Principal
 from engine.clock import FixedClock
 from engine.service import Engine
 
-from .api_fixtures import GRID, OTHER_GRID, PRINCIPALS, make_api
+from .api_fixtures import GRID, JWT_KEY, OTHER_GRID, PRINCIPALS, make_api
 from .conftest import T0
 
 C, H = "{case}", "{handle}"  # filled in with the prepared case and its handle task
-ALL = sorted(PRINCIPALS)
+# The county government sees only its county's matter list changes (test_api_matter_lists), no grid matter.
+PEOPLE = {**PRINCIPALS, "county_gov": Principal("红旗区人民政府", "county_government", area_code=GRID[:6])}
+ALL = sorted(PEOPLE)
 
 READ_SCOPE = {  # who sees the prepared case
     "worker": 200, "worker_other": 404, "agency": 200, "agency_other": 404, "agency_township": 200,
     "agency_other_county": 404, "unit": 200, "unit_other": 404, "admin": 403, "auditor": 200, "platform": 200,
+    "county_gov": 404,
 }
 LISTS = {**{who: 200 for who in ALL}, "admin": 403}
 
@@ -40,13 +45,13 @@ TABLE = [
     # Acting on the unit's task: only UNIT may; others who see it are forbidden, the rest do not find it.
     *_row("post", f"/tasks/{H}/sign", _only({"worker": 403, "agency": 403, "agency_township": 403,
                                               "unit": 200}, 404) | {"admin": 403, "auditor": 403,
-                                                                     "platform": 403}),
+                                                                     "platform": 403, "county_gov": 403}),
     *_row("post", f"/tasks/{H}/extension/decision", _only({"agency": 422, "agency_township": 403}, 404)
           | {"worker": 403, "unit": 403, "unit_other": 403, "worker_other": 403, "admin": 403, "auditor": 403,
-             "platform": 403}, {"approve": True}),
+             "platform": 403, "county_gov": 403}, {"approve": True}),
     *_row("post", f"/tasks/{H}/return", _only({"worker": 403, "agency": 403, "agency_township": 403,
                                                 "unit": None}, 404)
-          | {"admin": 403, "auditor": 403, "platform": 403}, {"reason": "不属本单位职责"}),
+          | {"admin": 403, "auditor": 403, "platform": 403, "county_gov": 403}, {"reason": "不属本单位职责"}),
     *_row("post", f"/tasks/{H}/complete", _only({"worker": 403, "agency": 403, "agency_township": 403,
                                                   "unit": None}, 404)
           | {"admin": 403, "auditor": 403, "platform": 403}, {"data": {"result": "x"}}),
@@ -84,7 +89,8 @@ def test_role_table(prepared, method, path, who, status, body):
     url = path.replace(C, str(case_id)).replace(H, str(handle))
     if body is not None and "case_id" in body:
         body = {**body, "case_id": case_id}
-    response = api.call(method, url, who, json=body if method == "post" else None)
+    response = api.call(method, url, json=body if method == "post" else None,
+                        headers={"Authorization": f"Bearer {issue_token(PEOPLE[who], JWT_KEY)}"})
     assert response.status_code == status, (who, url, response.get_data(as_text=True)[:400])
     if status >= 400:
         assert response.json["error"]["code"] and response.json["error"]["message"]["zh"]

@@ -325,7 +325,8 @@ class Dossier(MethodView):
         except AuditKeyError as exc:
             raise _key_unavailable(exc) from None
         if reveal:
-            shown = [p for i, step in enumerate(data["steps"]) for part in ("explanations", "data")
+            parts = ("explanations",) if format == "html" else ("explanations", "data")  # what the page shows
+            shown = [p for i, step in enumerate(data["steps"]) for part in parts
                      for p in _revealed(step[part], mask(step[part]), f"steps[{i}].{part}")]
             if shown:
                 _log_reveal(case_id, [p.split(".", 1)[1] for p in shown])
