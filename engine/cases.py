@@ -409,6 +409,9 @@ class CaseService:
         case_of_task = sa.select(HumanTask.case_id).where(HumanTask.id == task_id).scalar_subquery()
         rows = session.execute(sa.select(Case, HumanTask).join(HumanTask, HumanTask.case_id == Case.id)
                                .where(Case.id == case_of_task).order_by(HumanTask.id)).all()
+        # The session's identity map holds rows weakly: keep the case alive so `_load` finds it there
+        # instead of reading its (large) state a second time.
+        session.info["case"] = rows[0][0] if rows else None
         return [t for _, t in rows]
 
     def _script_engine(self, clock: Clock):
