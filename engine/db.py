@@ -86,5 +86,15 @@ def make_sessionmaker(engine: sa.Engine, *, writer: bool) -> sessionmaker:
     return sessionmaker(bind, expire_on_commit=False)
 
 
+def make_view_sessionmaker(engine: sa.Engine) -> sessionmaker:
+    """Sessions for the read side's views, each a single statement (or two whose small skew does not
+    matter, a page and its total). On PostgreSQL they run without a transaction, which saves the BEGIN
+    and ROLLBACK round trips that are a third of a read's cost; SQLite reads as `make_sessionmaker`.
+    Not for streaming (server-side cursors need a transaction)."""
+    if engine.dialect.name != "postgresql":
+        return make_sessionmaker(engine, writer=False)
+    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

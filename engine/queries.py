@@ -177,10 +177,12 @@ class CaseQueries:
         if open_only:
             where.append(HumanTask.state.in_(sorted(OPEN_STATES)))
         with self._sessions() as session:
-            total = session.scalar(sa.select(sa.func.count()).select_from(HumanTask).where(*where))
-            rows = session.scalars(sa.select(HumanTask).where(*where).order_by(HumanTask.id)
-                                   .limit(limit).offset(offset)) if total > offset else []
-            return Page([_task_view(r) for r in rows], total, page, per_page)
+            # The page and the total in one round trip; only a page past the end needs a count of its own.
+            found = session.execute(sa.select(HumanTask, sa.func.count().over().label("total")).where(*where)
+                                    .order_by(HumanTask.id).limit(limit).offset(offset)).all()
+            total = found[0].total if found else session.scalar(
+                sa.select(sa.func.count()).select_from(HumanTask).where(*where))
+            return Page([_task_view(r.HumanTask) for r in found], total, page, per_page)
 
     def search_cases(self, scope: Principal | None = None, *, status: str | None = None,
                      grid_code: str | None = None, unit: str | None = None, category: str | None = None,
@@ -212,16 +214,16 @@ class CaseQueries:
     def case(self, case_id: int, *, scope: Principal | None = None) -> CaseView:
         """`scope`: only a case the principal may see; any other is not found."""
         with self._sessions() as session:
-            # The case, its definition's version and the scope check in one round trip.
-            query = sa.select(Case, Definition.version).join(Definition, Definition.id == Case.definition_id) \
-                .where(Case.id == case_id)
-            found = session.execute(query if scope is None else query.where(access.case_scope(scope))).first()
-            if found is None:
+            # The case, its definition's version, its open tasks and the scope check in one round trip.
+            open_task = sa.and_(HumanTask.case_id == Case.id, HumanTask.state.in_(sorted(OPEN_STATES)))
+            query = sa.select(Case, Definition.version, HumanTask) \
+                .join(Definition, Definition.id == Case.definition_id) \
+                .outerjoin(HumanTask, open_task).where(Case.id == case_id).order_by(HumanTask.id)
+            found = session.execute(query if scope is None else query.where(access.case_scope(scope))).all()
+            if not found:
                 raise NotFound(f"no case {case_id}")
-            row, version = found
-            tasks = session.scalars(sa.select(HumanTask).where(HumanTask.case_id == case_id,
-                                                               HumanTask.state.in_(sorted(OPEN_STATES)))
-                                    .order_by(HumanTask.id))
+            row, version = found[0][0], found[0][1]
+            tasks = [task for _, _, task in found if task is not None]
             state = json.loads(row.state)
             return CaseView(row.id, row.process_key, version, row.definition_id, row.status, row.level,
                             row.grid_code, row.unit, row.title, row.category, row.created_at, row.updated_at,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .calendars import CalendarStore
 from .cases import CaseService
-from .db import database_url, make_engine, make_sessionmaker
+from .db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
 from .definitions import DefinitionStore
 from .matter_lists import MatterListStore
 from .queries import CaseQueries
@@ -27,7 +27,7 @@ class Engine:
             self.calendars.ensure_seeded()
         self.matter_lists = MatterListStore(self.sessions, self.readers)
         self.cases = CaseService(self.sessions, self.definitions, self.calendars, self.matter_lists)
-        self.queries = CaseQueries(self.readers, self.definitions)
+        self.queries = CaseQueries(make_view_sessionmaker(self.db), self.definitions)
         self.timers = TimerService(self.sessions, self.readers, self.cases)
         self.deadlines = DeadlineBoard(self.readers, self.calendars)
         self.registry = RegistryStore(self.sessions, self.readers)
