@@ -2,6 +2,7 @@
 and replayed to retries; the command runs once."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 from flask import Flask, Response, g, request
@@ -17,6 +18,19 @@ REPLAYED = "Idempotent-Replayed"
 _NOT_KEPT = {409} | set(range(500, 600))
 
 
+def _meaning_of_body() -> bytes:
+    """What a retry must repeat. A multipart upload is re-encoded with a fresh random boundary on every
+    try, so it is compared by its fields and its files' names and contents, not by its raw bytes."""
+    if request.mimetype != "multipart/form-data":
+        return request.get_data()
+    parts: list = [["field", name, value] for name, value in sorted(request.form.items(multi=True))]
+    for name, upload in sorted(request.files.items(multi=True), key=lambda item: (item[0], item[1].filename or "")):
+        content = upload.read()
+        upload.seek(0)
+        parts.append(["file", name, upload.filename, hashlib.sha256(content).hexdigest()])
+    return json.dumps(parts, ensure_ascii=False).encode()
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def _claim():
@@ -25,7 +39,7 @@ def register(app: Flask) -> None:
             return None
         principal = current_principal()  # a key belongs to its caller; no caller, no key
         store = current_engine().idempotency
-        replay = store.claim(principal.key, key, fingerprint(request.method, request.path, request.get_data()))
+        replay = store.claim(principal.key, key, fingerprint(request.method, request.path, _meaning_of_body()))
         if replay is not None:
             stored = json.loads(replay.body)
             response = Response(stored["body"], status=replay.status_code, mimetype="application/json")

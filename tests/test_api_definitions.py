@@ -199,3 +199,21 @@ def test_the_openapi_description_lists_these_endpoints(client):
     deploy = spec["paths"]["/definitions"]["post"]
     assert "multipart/form-data" in deploy["requestBody"]["content"]
     assert {"200", "201", "422"} <= set(deploy["responses"])
+
+
+def test_a_retried_upload_with_its_idempotency_key_is_replayed_though_its_boundary_differs(client, engine):
+    def deploy(boundary, content=GRID_MATTER):
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"grid_matter.bpmn\"\r\n"
+                f"Content-Type: application/xml\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        return client.post("/definitions", data=body, headers={
+            **headers("process_admin"), "Idempotency-Key": "deploy-1",
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    first = deploy("aaaa1111")
+    assert first.status_code == 201
+    again = deploy("bbbb2222")   # a client re-encodes its form on retry: a new random boundary
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.get_json() == first.get_json()
+    other = deploy("cccc3333", GRID_MATTER.replace(b"P7D", b"P9D"))   # another file under the same key
+    assert other.status_code == 422 and other.get_json()["error"]["code"] == "idempotency_key_reused"
+    assert [d.version for d in engine.definitions.list() if d.key == "grid_matter"] == [1]
