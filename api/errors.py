@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.access import Forbidden, InvalidPrincipal
@@ -103,6 +104,17 @@ def register(app: Flask) -> None:
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value
+        return response, status
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc):
+        # The server went away or refused the connection: a retry (with the same Idempotency-Key) is the cure,
+        # and the pool has already dropped the broken connections.
+        log.warning("database unavailable: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[0:1])
+        response, status = ApiError(503, "database_unavailable", "数据库暂时不可用，请稍后重试",
+                                    "The database is unavailable for the moment; retry shortly").response()
+        response.headers["Retry-After"] = "1"
         return response, status
 
     @app.errorhandler(Exception)
