@@ -27,7 +27,9 @@ class Engine:
             self.calendars.ensure_seeded()
         self.matter_lists = MatterListStore(self.sessions, self.readers)
         self.cases = CaseService(self.sessions, self.definitions, self.calendars, self.matter_lists)
-        self.queries = CaseQueries(make_view_sessionmaker(self.db), self.definitions)
+        # Single-statement reads (views, scope checks) run outside a transaction on PostgreSQL.
+        self.views = make_view_sessionmaker(self.db)
+        self.queries = CaseQueries(self.views, self.definitions)
         self.timers = TimerService(self.sessions, self.readers, self.cases)
         self.deadlines = DeadlineBoard(self.readers, self.calendars)
         self.registry = RegistryStore(self.sessions, self.readers)
@@ -40,7 +42,7 @@ class Engine:
         self.api_keys = ApiKeyStore(self.sessions, self.readers)
         self.idempotency = IdempotencyStore(self.sessions, self.readers)
         self.access_log = AccessLog(self.sessions, self.readers)
-        self.acting = ActingCases(self.cases, self.readers)  # commands on behalf of a principal, scope checked
+        self.acting = ActingCases(self.cases, self.views)  # commands on behalf of a principal, scope checked
         # (outbox, issue 5)
         from .outbox import Outbox
         from .webhooks import Webhooks
