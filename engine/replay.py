@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from .cases import CaseService, _Run
 from .clock import FixedClock
@@ -185,6 +184,14 @@ class _RecordedMatterLists:
         return (self._replay.event.effects or {}).get("matter_list")
 
 
+class _Unit:
+    """The session a replayed command is given: the rows it adds live on its run, in memory, so adding
+    them is all there is to do (an ORM session would only track them at a cost)."""
+
+    def add(self, row) -> None:
+        pass
+
+
 class _ReplayCases(CaseService):
     """`CaseService` with its loading and committing done in memory, one case at a time."""
 
@@ -192,7 +199,7 @@ class _ReplayCases(CaseService):
         super().__init__(None, _PinnedDefinition(loaded), None)
         self._matter_lists = _RecordedMatterLists(self)
         self.versions, self.case_id = versions, case_id
-        self.unit = Session()   # never bound: rows are only kept together in memory, as a command keeps them
+        self.unit = _Unit()
         self.task_ids = list(task_ids)
         self.created = 0
         self.run: _Run | None = None
