@@ -416,6 +416,11 @@ def worker(ctx, interval, batch, once):
         click.echo(f"fired timers of {result.fired_cases} cases, {result.failed_cases} failed")
         for error in result.errors:
             click.echo(f"  error: {error}")
+        # The rest of what the running service does on each round: yellow warnings, then webhooks.
+        warned = engine.outbox.emit_warnings(SYSTEM_CLOCK)
+        sent = engine.webhooks.pump(SYSTEM_CLOCK)
+        click.echo(f"warnings emitted: {warned}; webhooks delivered {sent.delivered}, failed {sent.failed}, "
+                   f"dead {sent.dead}")
         return
     TimerWorker(engine, interval=interval, batch=batch, report=click.echo).run()
 

@@ -534,3 +534,19 @@ def test_the_timer_worker_emits_warnings_and_delivers(tmp_path, receiver):
     assert [d["type"] for d in receiver.accepted] == ["case.overdue", "task.overdue"]
     assert any("webhooks: delivered 2" in line for line in said)
     engine.close()
+
+
+def test_worker_once_sweeps_then_emits_warnings_and_delivers(tmp_path, receiver):
+    url = f"sqlite:///{tmp_path / 'once.db'}"
+    engine = Engine(url)
+    clock = FixedClock(T0)
+    engine.definitions.deploy(grid_matter_upload(), "admin", clock)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", url, "webhooks", "add", receiver.url, "--secret", SECRET,
+                                "--events", "case.status_changed"]).exit_code == 0
+    Walk(engine, clock)
+    once = runner.invoke(main, ["--db", url, "worker", "--once"])
+    assert once.exit_code == 0 and "fired timers of 0 cases" in once.output, once.output
+    assert "webhooks delivered 1, failed 0" in once.output
+    assert len(receiver.accepted) == 1
+    engine.close()
