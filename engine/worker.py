@@ -22,6 +22,9 @@ log = logging.getLogger("gridflow.worker")
 # Timers fire strictly after their due time; wake a moment later so the first look finds them due.
 WAKE_MARGIN = timedelta(milliseconds=50)
 WEBHOOK_INTERVAL = 2.0  # seconds between looks at the outbox
+HOUSEKEEPING_INTERVAL = 3600.0  # seconds between audit checkpoints and idempotency clean-ups
+# A platform retries a request within minutes; a week of idempotency records is ample.
+IDEMPOTENCY_RETENTION = timedelta(days=7)
 
 
 def worker_name() -> str:
@@ -74,6 +77,20 @@ class TimerWorker:
         except Exception:  # the outbox keeps everything; the next run retries
             log.exception("webhook delivery failed; retrying at the next run")
 
+    def housekeeping(self) -> None:
+        """Hourly: sign a checkpoint of every case's history head when this process holds the audit key
+        (GRIDFLOW_AUDIT_KEY_FILE; the key stays apart from the database), and drop old idempotency records."""
+        from .audit import KEY_ENV
+        try:
+            if os.environ.get(KEY_ENV):
+                row = self.engine.audit.checkpoint(by=self.name)
+                self.report(f"audit: checkpoint {row.id} signed {row.case_count} case heads")
+            purged = self.engine.idempotency.purge(IDEMPOTENCY_RETENTION)
+            if purged:
+                self.report(f"idempotency: dropped {purged} records older than {IDEMPOTENCY_RETENTION.days} days")
+        except Exception:  # a missing key or an outage: say so and try again next hour
+            log.exception("housekeeping failed; retrying at the next run")
+
     def _schedule_wake(self) -> None:
         next_due = self.engine.timers.next_due()
         if next_due is None:
@@ -92,6 +109,8 @@ class TimerWorker:
         self.scheduler.add_job(self.tick, "interval", seconds=self.interval, id="sweep",
                                next_run_time=SYSTEM_CLOCK.now())
         self.scheduler.add_job(self.deliver_webhooks, "interval", seconds=WEBHOOK_INTERVAL, id="webhooks",
+                               next_run_time=SYSTEM_CLOCK.now())
+        self.scheduler.add_job(self.housekeeping, "interval", seconds=HOUSEKEEPING_INTERVAL, id="housekeeping",
                                next_run_time=SYSTEM_CLOCK.now())
         try:
             self.scheduler.start()

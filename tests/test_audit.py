@@ -235,3 +235,29 @@ def _sql_url(url, statement):
     with engine.begin() as conn:
         conn.execute(sa.text(statement))
     engine.dispose()
+
+
+def test_the_worker_signs_checkpoints_and_drops_old_idempotency_records_each_hour(deployed, clock, tmp_path,
+                                                                                 monkeypatch):
+    from engine.clock import FixedClock
+    from engine.worker import IDEMPOTENCY_RETENTION, TimerWorker
+
+    Walk(deployed, clock).dispatched()
+    store = deployed.idempotency
+    old = FixedClock(clock.now() - IDEMPOTENCY_RETENTION - timedelta(days=1))
+    assert store.claim("grid_worker:w", "old-1", "f" * 64, clock=old) is None
+    store.finish("grid_worker:w", "old-1", 201, "{}", clock=old)
+    assert store.claim("grid_worker:w", "new-1", "f" * 64) is None
+    store.finish("grid_worker:w", "new-1", 201, "{}")
+    lines = []
+    worker = TimerWorker(deployed, report=lines.append)
+    worker.housekeeping()   # no key configured: no checkpoint, and no error either
+    assert deployed.audit.checkpoints() == []
+    assert "dropped 1 records" in " ".join(lines)
+    key = tmp_path / "audit.key"
+    generate_key(key)
+    monkeypatch.setenv("GRIDFLOW_AUDIT_KEY_FILE", str(key))
+    worker.housekeeping()
+    (checkpoint,) = deployed.audit.checkpoints()
+    assert checkpoint.case_count == 1 and checkpoint.created_by == worker.name
+    assert deployed.audit.verify(key_file=key).intact
