@@ -2,8 +2,6 @@
 which then runs through the approval process like any case (`gridflow tasks`, `gridflow task complete`)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from functools import wraps
 from pathlib import Path
 
 import click
@@ -11,24 +9,8 @@ import click
 from rules.catalog import shipped_catalog
 
 from . import render
-
-PROJECT_PROCESSES = Path(__file__).resolve().parent.parent / "processes"
-SAMPLE_LIST = Path(__file__).resolve().parent.parent / "engine" / "sample_registry" / "matter_list_410702.csv"
-
-
-# api.cli adds this group at its end, so its helpers are looked up when a command runs: importing api.cli
-# here would import it a second time under `python -m api.cli`.
-def _engine(ctx):
-    from .cli import _engine as engine_of
-    return engine_of(ctx)
-
-
-def reports_errors(func):
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        from .cli import reports_errors as reporting
-        return reporting(func)(*args, **kwargs)
-    return wrapper
+from .cli import _change_date, _engine, reports_errors
+from .demo import file_sample_list
 
 
 @click.group("lists")
@@ -59,7 +41,7 @@ def lists_versions(ctx, county):
 @reports_errors
 def lists_show(ctx, county, on):
     """The list of COUNTY in force on a day."""
-    day = on.date() if on else _today()
+    day = _change_date(on)
     matter_list = _engine(ctx).matter_lists.in_force(county, day)
     catalog = shipped_catalog()
     click.echo(f"county {county}, version {matter_list.version}, in force from {matter_list.effective_from}")
@@ -79,7 +61,7 @@ def lists_show(ctx, county, on):
 @reports_errors
 def lists_export(ctx, county, on, out):
     """The list in force as CSV (opens in Excel); edit it and `lists apply --file` it back."""
-    data = _engine(ctx).matter_lists.export_csv(county, on.date() if on else _today())
+    data = _engine(ctx).matter_lists.export_csv(county, _change_date(on))
     if out is None:
         click.echo(data.decode("utf-8-sig"), nl=False)
     else:
@@ -129,30 +111,6 @@ def lists_sample(ctx, who):
     click.echo(f"filed the sample matter list of 410702 through case {case_id}")
 
 
-def file_sample_list(engine, who: str, clock=None) -> int:
-    """Deploy the list-change process if needed and run the sample list through application, review and
-    agreement; the demo uses it too."""
-    from engine.clock import SYSTEM_CLOCK
-    clock = clock or SYSTEM_CLOCK
-    engine.definitions.deploy({"matter_list_change.bpmn": (PROJECT_PROCESSES / "matter_list_change.bpmn")
-                               .read_bytes()}, who, clock)
-    filed = [r for r in engine.matter_lists.records("410702") if r["version"] == "2026.1"]
-    if filed:   # filed before (the demo run again): a list version is filed once
-        return filed[0]["case_id"]
-    change = engine.matter_lists.change_from_file("410702", SAMPLE_LIST.name, SAMPLE_LIST.read_bytes())
-    start = clock.now().astimezone(timezone.utc).date()
-    data = {"county_code": "410702", "version": "2026.1", "effective_from": "2026-01-01",
-            "reason": "红旗区网格事项清单（初次制定，条例第十三条）", "applicant": "hq_grid_center", **change}
-    if start < date(2026, 1, 1):
-        data["effective_from"] = start.isoformat()
-    case_id = engine.cases.start("matter_list_change", data, actor=who, role="responsible_unit", clock=clock)
-    for role, answer in (("grid_agency", {"accepted": True, "opinion": "符合准入目录"}),
-                         ("county_government", {"approved": True, "opinion": "同意"})):
-        (task,) = engine.queries.case(case_id).open_tasks
-        engine.cases.complete_task(task.id, answer, actor=who, role=role, clock=clock)
-    return case_id
-
-
 def _admission(text: str) -> dict:
     parts = text.split(":", 2)
     if len(parts) != 3 or not all(p.strip() for p in parts):
@@ -163,11 +121,6 @@ def _admission(text: str) -> dict:
 def _name(catalog, code: str) -> str:
     sub = catalog.sub_categories.get(code)
     return sub.name if sub else "?"
-
-
-def _today() -> date:
-    from rules.calendar import BEIJING
-    return datetime.now(BEIJING).date()
 
 
 @click.group("catalog")

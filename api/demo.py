@@ -4,7 +4,7 @@ Runs on an engine clock that moves forward as people act, so the timelines read 
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from engine.clock import FixedClock
@@ -18,6 +18,8 @@ OFFICE_HOURS = (9, 18)
 
 # A grid of the sample registry (the fictional county 410702 红旗区 shipped in engine/sample_registry).
 GRID = "410702001001U001"
+PROCESSES = Path(__file__).resolve().parent.parent / "processes"
+SAMPLE_LIST = Path(__file__).resolve().parent.parent / "engine" / "sample_registry" / "matter_list_410702.csv"
 AGENCY_SUFFIX = {"community": "网格站", "township": "网格中心", "county": "网格化服务管理中心"}
 
 
@@ -106,7 +108,6 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cast = Cast(engine, GRID)
     for outcome in engine.definitions.deploy(uploads, "demo-admin", clock):
         echo(f"deploy  {outcome}")
-    from .cli_lists import file_sample_list
     list_case = file_sample_list(engine, "demo-admin", clock)
     in_force = engine.matter_lists.in_force("410702", clock.now())
     echo(f"matter list: 红旗区 version {in_force.version} filed through case {list_case} (applied → reviewed → "
@@ -189,3 +190,27 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
         echo("")
         echo(render.case(engine.queries.case(m.id)))
         echo(render.timeline(engine.queries.history(m.id)))
+
+
+def file_sample_list(engine, who: str, clock=None) -> int:
+    """Deploy the list-change process if needed and run the sample list through application, review and
+    agreement (`gridflow lists sample`, and the demo first of all)."""
+    from engine.clock import SYSTEM_CLOCK
+    clock = clock or SYSTEM_CLOCK
+    engine.definitions.deploy({"matter_list_change.bpmn": (PROCESSES / "matter_list_change.bpmn")
+                               .read_bytes()}, who, clock)
+    filed = [r for r in engine.matter_lists.records("410702") if r["version"] == "2026.1"]
+    if filed:   # filed before (the demo run again): a list version is filed once
+        return filed[0]["case_id"]
+    change = engine.matter_lists.change_from_file("410702", SAMPLE_LIST.name, SAMPLE_LIST.read_bytes())
+    start = clock.now().astimezone(timezone.utc).date()
+    data = {"county_code": "410702", "version": "2026.1", "effective_from": "2026-01-01",
+            "reason": "红旗区网格事项清单（初次制定，条例第十三条）", "applicant": "hq_grid_center", **change}
+    if start < date(2026, 1, 1):
+        data["effective_from"] = start.isoformat()
+    case_id = engine.cases.start("matter_list_change", data, actor=who, role="responsible_unit", clock=clock)
+    for role, answer in (("grid_agency", {"accepted": True, "opinion": "符合准入目录"}),
+                         ("county_government", {"approved": True, "opinion": "同意"})):
+        (task,) = engine.queries.case(case_id).open_tasks
+        engine.cases.complete_task(task.id, answer, actor=who, role=role, clock=clock)
+    return case_id
