@@ -159,8 +159,8 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     args = parser.parse_args()
 
-    from api.auth import issue_token
-    from engine.access import Principal
+    from api.http.auth import issue_token
+    from engine.access.scopes import Principal
     from engine.clock import SYSTEM_CLOCK
     from engine.service import Engine
 

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lifecycle import BPMN, T0, engine_lifecycle  # noqa: E402
 
 from engine.clock import FixedClock  # noqa: E402
-from engine.history import EventFields, GENESIS  # noqa: E402
-from engine.models import Case, HistoryEvent, HumanTask  # noqa: E402
-from engine.replay import EVENT_COLUMNS  # noqa: E402
+from engine.cases.history import EventFields, GENESIS  # noqa: E402
+from engine.store.models import Case, HistoryEvent, HumanTask  # noqa: E402
+from engine.audit.replay import EVENT_COLUMNS  # noqa: E402
 from engine.service import Engine  # noqa: E402
 
 TARGET = 300  # cases/s replayed, both cores
@@ -51,7 +51,7 @@ def build(engine: Engine, cases: int, templates: int) -> None:
     batch_cases, batch_tasks, batch_events = [], [], []
 
     def flush():
-        with engine.db.begin() as conn:
+        with engine.store.db.begin() as conn:
             for table, rows in ((Case.__table__, batch_cases), (HumanTask.__table__, batch_tasks),
                                 (HistoryEvent.__table__, batch_events)):
                 if rows:

@@ -25,13 +25,13 @@ from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
 from engine.clock import FixedClock
-from engine.functions import script_engine
+from engine.execution.functions import script_engine
 from rules.calendar import WorkCalendar
-from engine.bundle import properties
-from engine.forms import parse_form
-from engine.models import Case
+from engine.definitions.bundle import properties
+from engine.definitions.forms import parse_form
+from engine.store.models import Case
 from engine.service import Engine
-from engine.spiff import SERIALIZER, GridBpmnParser
+from engine.execution.spiff import SERIALIZER, GridBpmnParser
 
 BPMN = Path(__file__).resolve().parent.parent / "processes" / "grid_matter.bpmn"
 KEY = "grid_matter"

@@ -1,16 +1,24 @@
-"""The engine as one object: what the CLI and the HTTP API call."""
+"""`Engine`: the one object adapters use. It composes the capability packages and is the only module that
+imports them all; nothing inside them imports it back."""
 from __future__ import annotations
 
-from .calendars import CalendarStore
-from .cases import CaseService
-from .db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
-from .definitions import DefinitionStore
-from .matter_lists import MatterListStore
-from .queries import CaseQueries
-from .registry import RegistryStore
-from .schema import upgrade
-from .standing import DeadlineBoard
-from .timers import TimerService
+from engine.access.access_log import AccessLog
+from engine.access.api_keys import ApiKeyStore
+from engine.access.idempotency import IdempotencyStore
+from engine.audit.trail import AuditService
+from engine.cases.acting import ActingCases
+from engine.cases.commands import CaseService
+from engine.cases.queries import CaseQueries
+from engine.deadlines.calendars import CalendarStore
+from engine.deadlines.standing import DeadlineBoard
+from engine.deadlines.timers import TimerService
+from engine.definitions.store import DefinitionStore
+from engine.delivery.outbox import Outbox
+from engine.delivery.webhooks import Webhooks
+from engine.registry.matter_lists import MatterListStore
+from engine.registry.store import RegistryStore
+from engine.store.db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
+from engine.store.schema import upgrade
 
 
 class Engine:
@@ -33,24 +41,14 @@ class Engine:
         self.timers = TimerService(self.sessions, self.readers, self.cases)
         self.deadlines = DeadlineBoard(self.readers, self.calendars)
         self.registry = RegistryStore(self.sessions, self.readers)
-        # (matter lists, issue 4)
-        # (API, issue 5)
-        from .access_log import AccessLog
-        from .acting import ActingCases
-        from .api_keys import ApiKeyStore
-        from .idempotency import IdempotencyStore
         self.api_keys = ApiKeyStore(self.sessions, self.readers)
         self.idempotency = IdempotencyStore(self.sessions, self.readers)
         self.access_log = AccessLog(self.sessions, self.readers)
         self.acting = ActingCases(self.cases, self.views)  # commands on behalf of a principal, scope checked
-        # (outbox, issue 5)
-        from .outbox import Outbox
-        from .webhooks import Webhooks
         self.outbox = Outbox(self.sessions, self.readers, self.deadlines)
         self.webhooks = Webhooks(self.sessions, self.readers)
-        # (audit, issue 6)
-        from .audit import AuditService
-        self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url)
+        self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url,
+                                  engine_factory=type(self))
         if migrate:  # every rules-table version the engine runs with is kept, for replays after an upgrade
             self.audit.rule_tables.record_shipped()
 

@@ -15,7 +15,8 @@ from datetime import timedelta, timezone
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from .clock import SYSTEM_CLOCK
+from engine.audit.trail import KEY_ENV
+from engine.clock import SYSTEM_CLOCK
 
 log = logging.getLogger("gridflow.worker")
 
@@ -59,7 +60,7 @@ class TimerWorker:
             for error in result.errors:
                 self.report(f"  error: {error}")
             self._schedule_wake()
-            # Warnings (预警) for the webhooks, issue 5: a task crossing into yellow, once.
+            # Warnings (预警) for the webhooks: a task crossing into yellow, once.
             warned = self.engine.outbox.emit_warnings(SYSTEM_CLOCK)
             if warned:
                 self.report(f"warnings: {warned} tasks crossed into yellow")
@@ -69,7 +70,7 @@ class TimerWorker:
             self._busy.release()
 
     def deliver_webhooks(self) -> None:
-        """Webhooks from the outbox (issue 5), as a job of its own: a slow receiver never delays a sweep."""
+        """Webhooks from the outbox, as a job of its own: a slow receiver never delays a sweep."""
         try:
             result = self.engine.webhooks.pump(SYSTEM_CLOCK)
             if result.attempted:
@@ -80,7 +81,6 @@ class TimerWorker:
     def housekeeping(self) -> None:
         """Hourly: sign a checkpoint of every case's history head when this process holds the audit key
         (GRIDFLOW_AUDIT_KEY_FILE; the key stays apart from the database), and drop old idempotency records."""
-        from .audit import KEY_ENV
         try:
             if os.environ.get(KEY_ENV):
                 row = self.engine.audit.checkpoint(by=self.name)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from api.app import create_app
-from api.auth import issue_token
-from engine.access import Principal
+from api.http.app import create_app
+from api.http.auth import issue_token
+from engine.access.scopes import Principal
 
 from engine.clock import FixedClock
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from api.app import create_app
-from api.auth import issue_token
-from engine.access import Principal
-from engine.asof import HIDDEN
-from engine.audit import KEY_ENV, generate_key
+from api.http.app import create_app
+from api.http.auth import issue_token
+from engine.access.scopes import Principal
+from engine.audit.asof import HIDDEN
+from engine.audit.trail import KEY_ENV, generate_key
 from engine.clock import FixedClock
-from engine.models import HistoryEvent
+from engine.store.models import HistoryEvent
 from engine.service import Engine
 
 from .api_fixtures import JWT_KEY, PRINCIPALS, REPORTER, UNIT, make_api

@@ -172,8 +172,8 @@ def test_tokens_refused_clearly(api):
 def test_expired_and_foreign_tokens(api):
     from datetime import datetime, timedelta, timezone
 
-    from api.auth import issue_token
-    from engine.access import Principal
+    from api.http.auth import issue_token
+    from engine.access.scopes import Principal
     old = issue_token(Principal("w", "grid_worker", grid_code=GRID), "k" * 40 + "x",
                       now=datetime.now(timezone.utc) - timedelta(days=2))
     assert api.client.get("/cases", headers={"Authorization": f"Bearer {old}"}).status_code == 401

@@ -3,9 +3,9 @@ import io
 
 import pytest
 
-from api.app import create_app
-from api.auth import issue_token
-from engine.access import Principal
+from api.http.app import create_app
+from api.http.auth import issue_token
+from engine.access.scopes import Principal
 from tests.conftest import PROCESSES
 from tests.test_definitions import DMN, USER_TASK, tiny
 

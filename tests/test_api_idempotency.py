@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import sqlalchemy as sa
 
-from api.app import create_app
-from engine.models import Case
+from api.http.app import create_app
+from engine.store.models import Case
 
 from .api_fixtures import GRID, JWT_KEY, api, bearer  # noqa: F401  (fixture)
 

@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from api.auth import issue_token
-from engine.access import Principal
+from api.http.auth import issue_token
+from engine.access.scopes import Principal
 from engine.clock import FixedClock
 from engine.service import Engine
 

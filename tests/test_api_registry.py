@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from engine.registry import MAX_UPLOAD_BYTES
+from engine.registry.common import MAX_UPLOAD_BYTES
 from tests.test_api_definitions import GRID, KEY, PRINCIPALS, ROLES, expected, headers  # noqa: F401
 
 SUPERVISORS = {"process_admin", "auditor", "platform", "grid_agency"}
@@ -15,7 +15,7 @@ EVERYONE = set(PRINCIPALS)
 
 @pytest.fixture
 def client(engine):
-    from api.app import create_app
+    from api.http.app import create_app
 
     engine.registry.load_sample("admin")
     return create_app(engine, {"GRIDFLOW_JWT_KEY": KEY, "TESTING": True}).test_client()

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from api.cli import main
-from api.demo import run_demo
-from engine import dossier as dossiers
-from engine.audit import AuditKeyError, generate_key
-from engine.history import EventFields, verify_chain
-from engine.models import Base, Case, HistoryEvent, RuleTableVersion
+from api.cli.demo import run_demo
+from engine.audit import dossier as dossiers
+from engine.audit.trail import AuditKeyError, generate_key
+from engine.cases.history import EventFields, verify_chain
+from engine.store.models import Base, Case, HistoryEvent, RuleTableVersion
 from tests.conftest import PROCESSES, grid_matter_upload
 from tests.test_cases import Walk
 
@@ -34,7 +34,7 @@ def _case(engine, clock):
 
 
 def _sql(engine, statement, **params):
-    with engine.db.begin() as conn:
+    with engine.store.db.begin() as conn:
         conn.execute(sa.text(statement), params)
 
 

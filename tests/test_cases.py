@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from engine.errors import InvalidCommand, NotFound
-from engine.models import Case, HistoryEvent
+from engine.store.models import Case, HistoryEvent
 from tests.conftest import grid_matter_upload
 
 MATTER = {"title": "路灯损坏", "grid_code": "410702001001U001", "category": "民生事项服务"}

@@ -4,7 +4,7 @@ import multiprocessing as mp
 
 import pytest
 
-from engine.history import verify_chain
+from engine.cases.history import verify_chain
 from tests.conftest import T0, grid_matter_upload
 
 WORKERS = 6
@@ -69,7 +69,7 @@ def _prepare(engine, clock, action):
 
 @pytest.mark.parametrize("action", ["complete", "sign"])
 def test_parallel_commands_on_one_case_one_wins(pg_url, action, clock):
-    from engine.models import HistoryEvent
+    from engine.store.models import HistoryEvent
     from engine.service import Engine
 
     engine = Engine(pg_url)

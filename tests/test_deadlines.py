@@ -145,7 +145,7 @@ def test_supervision_only_by_a_higher_level_and_only_upwards(deployed, clock):
         deployed.cases.supervise(walk.id, "normal", "county", actor="区", role="grid_agency", clock=clock)
     deployed.cases.supervise(walk.id, "red", "county", actor="区", role="grid_agency", clock=clock)
     with deployed.readers() as s:
-        from engine.models import Case
+        from engine.store.models import Case
         assert s.get(Case, walk.id).supervision == "red"
     assert [e.command for e in deployed.queries.history(walk.id)][-2:] == ["supervise", "supervise"]
 

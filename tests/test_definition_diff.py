@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from engine.bundle import DefinitionRejected
-from engine.definition_diff import compare_files
+from engine.definitions.bundle import DefinitionRejected
+from engine.definitions.diff import compare_files
 from engine.errors import NotFound
 from tests.conftest import PROCESSES
 

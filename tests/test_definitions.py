@@ -1,7 +1,7 @@
 """Deploying definitions: idempotent by content, versioned on change, and refused with a named problem."""
 import pytest
 
-from engine.bundle import DefinitionRejected
+from engine.definitions.bundle import DefinitionRejected
 from tests.conftest import PROCESSES, grid_matter_upload
 
 BPMN_HEAD = """<?xml version="1.0" encoding="UTF-8"?>

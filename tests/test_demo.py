@@ -5,9 +5,9 @@ from datetime import date
 
 import pytest
 
-from api import demo
-from engine.functions import routing
-from engine.history import verify_chain
+from api.cli import demo
+from engine.execution.functions import routing
+from engine.cases.history import verify_chain
 from tests.conftest import PROCESSES
 
 # The five matters of the demo and where each must end.

@@ -5,7 +5,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 
-from engine.expressions import (
+from engine.execution.expressions import (
     Evaluator, ExpressionError, SafeEnvironment, SafeScriptEngine, check_expression, check_script,
 )
 

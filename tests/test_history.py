@@ -1,8 +1,8 @@
 """Every command leaves one hash-chained event; edits, deletions, insertions and reorderings show."""
 import sqlalchemy as sa
 
-from engine.history import GENESIS, verify_chain
-from engine.models import HistoryEvent
+from engine.cases.history import GENESIS, verify_chain
+from engine.store.models import HistoryEvent
 from tests.test_cases import Walk
 
 

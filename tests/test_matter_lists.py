@@ -7,11 +7,11 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine.bundle import DefinitionRejected
+from engine.definitions.bundle import DefinitionRejected
 from engine.clock import FixedClock
 from engine.errors import InvalidCommand
-from engine.history import verify_chain
-from engine.models import Filing, HistoryEvent
+from engine.cases.history import verify_chain
+from engine.store.models import Filing, HistoryEvent
 from tests.conftest import PROCESSES, T0
 
 COUNTY = "410702"

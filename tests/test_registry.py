@@ -8,7 +8,7 @@ import pytest
 from openpyxl import Workbook
 
 from engine.errors import NotFound
-from engine.registry import RegistryError, RegistryImportError
+from engine.registry.common import RegistryError, RegistryImportError
 
 DIVISIONS = ("code,name,level,parent_code,supervision_phone\n"
              "410702,红旗区,county,410700,0373-5010345\n"

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from engine.history import verify_chain
-from engine.models import HistoryEvent
+from engine.cases.history import verify_chain
+from engine.store.models import HistoryEvent
 from tests.conftest import PROCESSES, T0, grid_matter_upload
 from tests.test_cases import Walk, working_days_after
 

@@ -21,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from api.cli import main
+from api.cli.commands import main
 from engine.clock import FixedClock
 from engine.errors import Conflict, InvalidCommand
-from engine.models import Case, HumanTask, OutboxEvent, WebhookDelivery
+from engine.store.models import Case, HumanTask, OutboxEvent, WebhookDelivery
 from engine.service import Engine
-from engine.webhooks import DeliverySettings, Webhooks, body_of, sign, task_of, verify
+from engine.delivery.webhooks import DeliverySettings, Webhooks, body_of, sign, task_of, verify
 from tests.conftest import PROCESSES, T0, grid_matter_upload
 from tests.test_cases import MATTER, Walk
 
@@ -411,7 +411,7 @@ def test_signature_helper_checks_body_and_age():
 def _deliverer(url, barrier, results):
     from engine.clock import SYSTEM_CLOCK
     from engine.service import Engine
-    from engine.webhooks import DeliverySettings, Webhooks
+    from engine.delivery.webhooks import DeliverySettings, Webhooks
 
     engine = Engine(url, migrate=False)
     hooks = Webhooks(engine.sessions, engine.readers, DeliverySettings(batch=5))

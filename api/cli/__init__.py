@@ -1,0 +1,34 @@
+"""`gridflow`: the command line for administrators and operators. Every error is one readable line.
+
+One module per command group; `common` holds what they share (the engine from `--db`, JSON and date
+options, errors as one line). This package only assembles them, so no command module imports another.
+"""
+from __future__ import annotations
+
+import signal
+
+import click
+
+from api.cli import audit, cases, deadlines, definitions, demo, lists, registry, serve, webhooks
+
+
+@click.group()
+@click.option("--db", envvar="GRIDFLOW_DATABASE_URL", default=None,
+              help="Database URL (default sqlite:///gridflow.db; PostgreSQL: postgresql+psycopg://...)")
+@click.pass_context
+def main(ctx, db):
+    """GridFlow: the workflow engine for grid-based social governance (网格化服务管理)."""
+    # Piped into `head` or a pager that quits early: stop quietly like any Unix tool.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+
+
+for command in (
+    definitions.migrate, definitions.deploy, definitions.definitions,
+    cases.case, cases.tasks, cases.task, cases.message,
+    deadlines.deadlines, deadlines.timers, deadlines.calendar, deadlines.worker,
+    demo.demo, registry.registry, lists.lists, lists.catalog,
+    serve.serve, serve.token, serve.apikey, webhooks.webhooks, audit.audit,
+):
+    main.add_command(command)

@@ -1,0 +1,4 @@
+"""`python -m api.cli` runs `gridflow`."""
+from api.cli import main
+
+raise SystemExit(main())
