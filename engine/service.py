@@ -49,6 +49,12 @@ class Engine:
         self.webhooks = Webhooks(self.sessions, self.readers)
         self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url,
                                   engine_factory=type(self))
+        # (statistics)
+
+        # (console accounts)
+
+        # (instance migration)
+
         if migrate:  # every rules-table version the engine runs with is kept, for replays after an upgrade
             self.audit.rule_tables.record_shipped()
 

@@ -9,7 +9,20 @@ import signal
 
 import click
 
-from api.cli import audit, cases, deadlines, definitions, demo, lists, registry, serve, webhooks
+from api.cli import audit
+from api.cli import cases
+from api.cli import deadlines
+from api.cli import definitions
+from api.cli import demo
+from api.cli import lists
+from api.cli import registry
+from api.cli import serve
+from api.cli import webhooks
+# (statistics: its command module here)
+
+# (console accounts: its command module here)
+
+# (instance migration: its command module here)
 
 
 @click.group()
@@ -30,5 +43,10 @@ for command in (
     deadlines.deadlines, deadlines.timers, deadlines.calendar, deadlines.worker,
     demo.demo, registry.registry, lists.lists, lists.catalog,
     serve.serve, serve.token, serve.apikey, webhooks.webhooks, audit.audit,
+    # (statistics)
+
+    # (console accounts)
+
+    # (instance migration)
 ):
     main.add_command(command)

@@ -56,6 +56,11 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # -- case columns: lifecycle (joint handling, duplicates, suspension) --
+
+    # -- case columns: statistics --
+
+    # -- case columns: instance migration --
 
     # Optimistic concurrency: of two commands on one case the second to commit fails and is reported
     # as a conflict instead of silently overwriting the first.
@@ -434,3 +439,31 @@ class RuleTableVersion(Base):
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     files: Mapped[dict] = mapped_column(JSON)               # {file name: text}, as shipped
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# -- lifecycle: joint handling, duplicates, suspension, withdrawal --
+# (tables of this capability go here)
+
+
+# -- definitions: canonical forms, stored decisions --
+# (tables of this capability go here)
+
+
+# -- statistics --
+# (tables of this capability go here)
+
+
+# -- console: accounts for people --
+# (tables of this capability go here)
+
+
+# -- hardening: checkpoint chain --
+# (tables of this capability go here)
+
+
+# -- instance migration: plans and moves --
+# (tables of this capability go here)
+
+
+# -- performance --
+# (tables of this capability go here)

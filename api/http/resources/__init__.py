@@ -2,9 +2,23 @@
 listed here, in this order."""
 from __future__ import annotations
 
-from api.http.resources import (
-    audit, cases, catalog, definitions, docs, health, history, matter_lists, messages, registry, tasks,
-)
+from api.http.resources import audit
+from api.http.resources import cases
+from api.http.resources import catalog
+from api.http.resources import definitions
+from api.http.resources import docs
+from api.http.resources import health
+from api.http.resources import history
+from api.http.resources import matter_lists
+from api.http.resources import messages
+from api.http.resources import registry
+from api.http.resources import tasks
+# (statistics: its resource module here)
+
+# (instance migration: its resource module here)
 
 BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, definitions.blp, registry.blp,
               catalog.blp, docs.blp, audit.blp, matter_lists.blp]
+# (statistics: BLUEPRINTS += [...])
+
+# (instance migration: BLUEPRINTS += [...])

@@ -1,0 +1,22 @@
+"""performance: indexes and columns for the command path
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-08
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+import engine.store.db  # noqa: F401
+
+revision = '0013'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
