@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from api.cli.commands import main
+from api.cli import main
 from engine.clock import FixedClock
 from engine.errors import Conflict, InvalidCommand
 from engine.store.models import Case, HumanTask, OutboxEvent, WebhookDelivery
