@@ -57,6 +57,12 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # -- case columns: lifecycle (joint handling, duplicates, suspension) --
+    # 重复件: the open matter this report duplicates; closed with it, never counted as a case of its own.
+    duplicate_of: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", name="fk_cases_duplicate_of"),
+                                                     index=True)
+    # 挂账: since when the matter is suspended, and the status it resumes to.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suspended_from: Mapped[str | None] = mapped_column(sa.String(40))
 
     # -- case columns: statistics --
 
