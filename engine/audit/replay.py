@@ -46,6 +46,12 @@ COMMANDS: dict[str, Callable] = {
     "supervise": lambda s, e, p, c: s.supervise(e.case_id, p["card"], p["level"], p.get("note", ""), actor=e.actor,
                                                 role=e.role, clock=c),
     "timers": lambda s, e, p, c: s.check_timers(e.case_id, actor=e.actor, clock=c),
+    "suspend": lambda s, e, p, c: s.suspend(e.case_id, p["reason"], actor=e.actor, role=e.role, clock=c),
+    "resume": lambda s, e, p, c: s.resume(e.case_id, p.get("note", ""), actor=e.actor, role=e.role, clock=c),
+    "withdraw": lambda s, e, p, c: s.withdraw(e.case_id, p["reason"], actor=e.actor, role=e.role, clock=c),
+    "link_duplicate": lambda s, e, p, c: s.link_duplicate(e.case_id, p["master_id"], p.get("note", ""),
+                                                          actor=e.actor, role=e.role, clock=c),
+    "close_duplicate": lambda s, e, p, c: s.close_duplicate(e.case_id, actor=e.actor, clock=c),
 }
 
 # What a replay reads of an event (the hashed fields, the hash, and the wall time it was written).
@@ -200,6 +206,7 @@ class _ReplayCases(CaseService):
         super().__init__(None, _PinnedDefinition(loaded), None)
         self._matter_lists = _RecordedMatterLists(self)
         self._registry = None   # the recorded command passed the registry checks
+        self._check_master = lambda session, duplicate, master_id: None   # and found its master open
         self.versions, self.case_id = versions, case_id
         self.unit = _Unit()
         self.task_ids = list(task_ids)
