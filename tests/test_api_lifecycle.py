@@ -133,3 +133,13 @@ def test_duplicates_are_suggested_and_linked(api):
     again = api.call("post", f"/cases/{duplicate}/duplicate-of", "platform", {"master_id": master})
     refused(again, en="duplicate of case", zh="重复件")
     assert api.engine.audit.replay(duplicate).divergence is None
+
+
+def test_urgent_over_http(api):
+    case_id, _ = api.walk_to_handle()
+    assert api.call("post", f"/cases/{case_id}/urgency", "unit", {"urgency": "urgent", "reason": "x"}).status_code == 403
+    refused(api.call("post", f"/cases/{case_id}/urgency", "agency", {"urgency": "soon", "reason": "x"}),
+            "validation_failed", en="validation")
+    raised = api.call("post", f"/cases/{case_id}/urgency", "agency", {"urgency": "urgent", "reason": "夜间安全"})
+    assert raised.status_code == 200, raised.json
+    assert api.engine.audit.replay(case_id).divergence is None

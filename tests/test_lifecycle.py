@@ -250,3 +250,21 @@ def test_the_platform_withdraws_before_dispatch_the_agency_after(deployed, clock
     assert late.view.status == "cancelled" and deployed.timers.pending(late.id) == []
     assert deployed.queries.history(late.id)[-1].command == "withdraw"
     replays(deployed, early.id, late.id)
+
+
+def test_urgent_recomputes_the_running_deadline_from_the_table(deployed, clock):
+    walk = Walk(deployed, clock)
+    walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
+    walk.do("dispatch", unit="hq_ludeng")   # the table's deadline for a normal road_lighting matter
+    [before] = [t for t in deployed.timers.pending(walk.id) if t.element_id == "handling_deadline"]
+    with pytest.raises(InvalidCommand, match="needs a reason"):
+        deployed.cases.set_urgency(walk.id, "urgent", "", clock=clock, **AGENCY)
+    deployed.cases.set_urgency(walk.id, "urgent", "涉及夜间出行安全", clock=clock, **AGENCY)
+    [after] = [t for t in deployed.timers.pending(walk.id) if t.element_id == "handling_deadline"]
+    assert after.due_at < before.due_at
+    event = deployed.queries.history(walk.id)[-1]
+    assert event.command == "set_urgency" and event.effects["urgency"]["reason"] == "涉及夜间出行安全"
+    assert event.effects["urgency"]["deadlines"][0]["to"] == after.due_at.isoformat()
+    with pytest.raises(InvalidCommand, match="already"):
+        deployed.cases.set_urgency(walk.id, "urgent", "再次", clock=clock, **AGENCY)
+    replays(deployed, walk.id)

@@ -83,4 +83,18 @@ def case_duplicates(ctx, case_id):
         click.echo(f"case {c.id}  {c.status:<12} {c.grid_code}  {c.sub_category}  {c.title}")
 
 
-COMMANDS = (case_suspend, case_resume, case_withdraw, case_duplicate, case_duplicates)
+@click.command("urgent")
+@click.argument("case_id", type=int)
+@click.option("--level", "urgency", type=click.Choice(["urgent", "emergency"]), default="urgent", show_default=True)
+@click.option("--reason", required=True)
+@click.option("--actor", default="cli")
+@click.pass_context
+@reports_errors
+def case_urgent(ctx, case_id, urgency, reason, actor):
+    """加急: raise the urgency; a running handling deadline is recomputed from the time-limit table."""
+    engine = engine_of(ctx)
+    engine.cases.set_urgency(case_id, urgency, reason, actor=actor, role="grid_agency")
+    _show(engine, case_id)
+
+
+COMMANDS = (case_urgent, case_suspend, case_resume, case_withdraw, case_duplicate, case_duplicates)

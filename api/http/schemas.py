@@ -235,3 +235,8 @@ class DuplicateCandidateSchema(Schema):
     sub_category = fields.String(allow_none=True)
     title = fields.String(required=True)
     created_at = fields.AwareDateTime(required=True)
+
+
+class UrgencySchema(Schema):
+    urgency = fields.String(required=True, validate=validate.OneOf(["urgent", "emergency"]))
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))

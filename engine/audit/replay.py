@@ -52,6 +52,8 @@ COMMANDS: dict[str, Callable] = {
     "link_duplicate": lambda s, e, p, c: s.link_duplicate(e.case_id, p["master_id"], p.get("note", ""),
                                                           actor=e.actor, role=e.role, clock=c),
     "close_duplicate": lambda s, e, p, c: s.close_duplicate(e.case_id, actor=e.actor, clock=c),
+    "set_urgency": lambda s, e, p, c: s.set_urgency(e.case_id, p["urgency"], p["reason"], actor=e.actor,
+                                                    role=e.role, clock=c),
 }
 
 # What a replay reads of an event (the hashed fields, the hash, and the wall time it was written).

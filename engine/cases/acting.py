@@ -204,6 +204,12 @@ class ActingCases:
         self._cases.resume(case_id, note, actor=p.user, role=p.role, clock=clock)
         return case_id
 
+    def set_urgency(self, p: Principal, case_id: int, urgency: str, reason: str, *,
+                    clock: Clock = SYSTEM_CLOCK) -> int:
+        self._agency_over(p, case_id, "raising the urgency (加急)")
+        self._cases.set_urgency(case_id, urgency, reason, actor=p.user, role=p.role, clock=clock)
+        return case_id
+
     def withdraw(self, p: Principal, case_id: int, reason: str, *, clock: Clock = SYSTEM_CLOCK) -> int:
         """The platform withdraws for the reporter before dispatch; the agency at any time before the end."""
         self._visible_case(p, case_id)

@@ -508,6 +508,46 @@ class CaseService:
                                  zh=f"案件 {master_id} 位于网格 {master.grid_code}，本事项位于 {duplicate.grid_code}："
                                     "重复件须为同一网格的同一事项")
 
+    def set_urgency(self, case_id: int, urgency: str, reason: str, *, actor: str, role: str,
+                    clock: Clock = SYSTEM_CLOCK) -> None:
+        """加急: the dispatching agency raises a matter's urgency after intake. A running handling deadline is
+        recomputed from the time-limit table for the new urgency, counted from when the task was offered;
+        it never moves later. The history event carries the reason and the old and new due times."""
+        _need_reason(reason, "raising the urgency (加急)", "加急")
+        if role != "grid_agency":
+            raise InvalidCommand("the urgency is raised by the dispatching grid agency", zh="加急由派遣的网格化服务管理机构决定")
+        if urgency not in ("urgent", "emergency"):
+            raise InvalidCommand(f"urgency is urgent or emergency, not {urgency!r}", zh=f"加急等级须为 urgent 或 emergency，而非 {urgency!r}")
+
+        def apply(run: _Run, session):
+            case = run.case
+            if case.status in run.loaded.lifecycle.DONE_STATUSES or case.status == "suspended":
+                raise InvalidCommand(f"case {case_id} is {case.status}: its urgency no longer changes",
+                                     zh=f"案件 {case_id} 当前为 {case.status}，不能再加急")
+            if (case.urgency or "normal") == urgency:
+                raise InvalidCommand(f"case {case_id} is {urgency} already", zh=f"案件 {case_id} 已是 {urgency}")
+            deadlines = run.workflow.script_engine.deadlines
+            moved = []
+            for timer in _waiting_deadlines(run.workflow):
+                host = _host_of(timer)
+                row = next((t for t in run.tasks if host is not None and t.spiff_task_id == str(host.id)), None)
+                if row is None or not case.sub_category:
+                    continue
+                try:
+                    due = deadlines.handling_deadline(row.created_at.isoformat(), case.sub_category, urgency)
+                except ExpressionError as exc:
+                    raise InvalidCommand(str(exc)) from None
+                if datetime.fromisoformat(due) < _due(timer):
+                    moved.append({"element": row.element_id, "from": _due(timer).isoformat(), "to": due})
+                    timer._set_internal_data(event_value=due)
+            for task in run.workflow.get_tasks(state=TaskState.READY):
+                task.set_data(urgency=urgency)
+            case.urgency = urgency
+            run.notes["urgency"] = {"reason": reason, "deadlines": moved}
+
+        self._case_command(case_id, "set_urgency", {"urgency": urgency, "reason": reason}, actor, role, clock,
+                           apply)
+
     def _close_duplicates_of(self, session, run: _Run) -> None:
         """When a master is closed its open duplicates follow, each by a command in its own history."""
         if run.case.status != "closed" or not any(m[1] == "closed" for m in run.status_moves):

@@ -13,7 +13,7 @@ from api.http import present
 from api.http.auth import current_principal, requires
 from api.http.context import current_clock, current_engine
 from api.http.schemas import (CaseSchema, DuplicateCandidateSchema, DuplicateSchema, ReasonSchema,
-                              ResumeSchema)
+                              ResumeSchema, UrgencySchema)
 
 blp = Blueprint("lifecycle", __name__, url_prefix="/cases", description="Suspension, withdrawal, duplicates")
 
@@ -75,3 +75,16 @@ class DuplicateCandidates(MethodView):
         """Open matters of the same grid and sub-category reported in the 7 days before this one."""
         found = current_engine().queries.duplicate_candidates(case_id, scope=current_principal())
         return [asdict(c) for c in found]
+
+
+@blp.route("/<id:case_id>/urgency")
+class Urgency(MethodView):
+    @requires(scopes.GRID_AGENCY)
+    @blp.arguments(UrgencySchema)
+    @blp.response(200, CaseSchema)
+    def post(self, body, case_id):
+        """加急: raise the urgency; a running handling deadline is recomputed from the time-limit table."""
+        principal = current_principal()
+        current_engine().acting.set_urgency(principal, case_id, body["urgency"], body["reason"],
+                                            clock=current_clock())
+        return present.case(principal, case_id)
