@@ -109,7 +109,7 @@ def register(app: Flask) -> None:
         if response.status_code in _NOT_KEPT and not claim.recorded:
             return response   # nothing committed: a retry runs the request
         headers = {k: v for k, v in response.headers.items() if k in ("Location",)}
-        winner = current_engine().idempotency.finish(
+        winner = current_engine().idempotency.finish_pending(
             claim, response.status_code, json.dumps({"body": response.get_data(as_text=True), "headers": headers}))
         if winner is not None and winner.body is not None:
             return _stored(winner)

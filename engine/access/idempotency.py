@@ -160,27 +160,41 @@ class IdempotencyStore:
         finally:
             _PENDING.reset(token)
 
-    def finish(self, claim: Pending, status_code: int, body: str, clock: Clock = SYSTEM_CLOCK) -> Replay | None:
-        """Store the response of a finished request. When its command committed, on the record its commit
-        made; a request that wrote nothing keeps its outcome in a record of its own (a refusal is answered
-        the same to a retry). Returns the replay to answer instead when another request with the key
-        committed first."""
+    def claim(self, principal: str, key: str, fingerprint_: str, clock: Clock = SYSTEM_CLOCK) -> Replay | None:
+        """What a request with this key should do: None, run (nothing with the key committed yet); a `Replay`,
+        answer from it. Nothing is claimed: the key is recorded by the transaction that commits the command."""
+        return self.lookup(principal, key, fingerprint_)
+
+    def finish(self, principal: str, key: str, status_code: int, body: str, clock: Clock = SYSTEM_CLOCK, *,
+               fingerprint_: str = "", created_at: datetime | None = None) -> Replay | None:
+        """Store the response of a finished request: on the record its command's commit made, or, for a request
+        that wrote nothing, in a record of its own (a refusal is answered the same to a retry). Returns the
+        replay to answer with instead when another request with the key committed first."""
         now = clock.now()
         with self._sessions() as session, session.begin():
-            if claim.recorded:
-                session.execute(sa.update(IdempotencyRecord)
-                                .where(IdempotencyRecord.principal == claim.principal,
-                                       IdempotencyRecord.key == claim.key)
-                                .values(state=DONE, status_code=status_code, response=body, finished_at=now))
-                return None
+            updated = session.execute(sa.update(IdempotencyRecord)
+                                      .where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key,
+                                             IdempotencyRecord.state == COMMITTED)
+                                      .values(state=DONE, status_code=status_code, response=body,
+                                              finished_at=now)).rowcount
+        if updated:
+            return None
         try:
             with self._sessions() as session, session.begin():
-                session.add(IdempotencyRecord(principal=claim.principal, key=claim.key, fingerprint=claim.fingerprint,
-                                              state=DONE, status_code=status_code, response=body,
-                                              created_at=claim.created_at, finished_at=now))
+                session.add(IdempotencyRecord(principal=principal, key=key, fingerprint=fingerprint_, state=DONE,
+                                              status_code=status_code, response=body,
+                                              created_at=created_at or now, finished_at=now))
             return None
         except IntegrityError:
-            return self.lookup(claim.principal, claim.key, claim.fingerprint)
+            with self._readers() as session:
+                row = session.scalar(sa.select(IdempotencyRecord).where(IdempotencyRecord.principal == principal,
+                                                                        IdempotencyRecord.key == key))
+            return _replay(row) if row is not None else None
+
+    def finish_pending(self, claim: Pending, status_code: int, body: str, clock: Clock = SYSTEM_CLOCK) -> Replay | None:
+        """`finish` for the request that ran under `claim`."""
+        return self.finish(claim.principal, claim.key, status_code, body, clock, fingerprint_=claim.fingerprint,
+                           created_at=claim.created_at)
 
     def answered(self, principal: str, key: str, status_code: int, body: str, clock: Clock = SYSTEM_CLOCK) -> None:
         """The response rebuilt for a committed request whose own response was lost, kept for later retries."""
