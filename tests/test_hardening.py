@@ -2,12 +2,19 @@
 expand on decompression or hold huge fields, formulas in exported cells, unbounded timer values."""
 from __future__ import annotations
 
+from datetime import timedelta
+from xml.sax.saxutils import escape
+
 import pytest
 
 from api.http.app import create_app
+from engine.definitions.bundle import DefinitionRejected
+from engine.execution.expressions import ExpressionError
+from engine.execution.spiff import timer_due
 from engine.audit.trail import AuditKeyError, Witness, read_witness, witness_path
 
 from .api_fixtures import GRID, JWT_KEY, api  # noqa: F401  (fixture)
+from .conftest import T0, grid_matter_upload
 from .test_audit import _case, _rehash, _sql, key  # noqa: F401  (fixture)
 
 
@@ -64,3 +71,30 @@ def test_a_checkpoint_witness_that_is_not_one_is_refused(deployed, clock, key):
         deployed.audit.verify(witness="12:3:nothex")
     no_witness = deployed.audit.verify()
     assert no_witness.intact and any("no checkpoint witness" in n for n in no_witness.notes)
+
+
+# -- timers: bounded at deploy for literals, at run time otherwise -----------------------------------------
+
+def _with_timer(expression: str) -> dict[str, bytes]:
+    upload = grid_matter_upload()
+    bpmn = upload["grid_matter.bpmn"]
+    assert b'>"P7D"</bpmn:timeDuration>' in bpmn
+    return {"grid_matter.bpmn": bpmn.replace(b'>"P7D"</bpmn:timeDuration>',
+                                             f">{escape(expression)}</bpmn:timeDuration>".encode())}
+
+
+def test_an_unbounded_timer_literal_is_refused_at_deploy(engine, clock):
+    for expression in ("'P' + '9' * 1000000 + 'D'", '"P99999999D"', '"P20Y"', '"P" + "9" * 60 + "D"'):
+        with pytest.raises(DefinitionRejected) as refused:
+            engine.definitions.deploy(_with_timer(expression), "admin", clock)
+        assert any("bpmn:timeDuration" in str(p) for p in refused.value.problems), refused.value.problems
+    engine.definitions.deploy(_with_timer('"P3D"'), "admin", clock)   # a real deadline deploys
+
+
+def test_a_computed_timer_value_out_of_bounds_is_refused_when_it_is_set():
+    start = T0
+    assert timer_due("duration", "P3D", start) == start + timedelta(days=3)
+    for kind, value in (("duration", "P" + "9" * 100 + "D"), ("duration", "P99999D"), ("date", "9999-12-31T00:00:00Z"),
+                        ("duration", "soon")):
+        with pytest.raises(ExpressionError):
+            timer_due(kind, value, start)
