@@ -128,3 +128,10 @@ def test_a_timer_value_computed_out_of_bounds_refuses_the_command(engine, clock)
     assert len(engine.queries.history(walk.id)) == before   # refused whole
     walk.do("close_case", summary="7")
     assert walk.view.status == "closed"
+
+
+def test_a_witness_that_cannot_be_written_is_said_with_the_witness_to_file(deployed, clock, key):
+    witness_path(key).mkdir()   # something in the witness's place that is not a file
+    with pytest.raises(AuditKeyError, match=r"was signed and stored.*file it elsewhere: 1:1:[0-9a-f]{64}"):
+        deployed.audit.checkpoint(by="auditor")
+    assert deployed.audit.checkpoints()[0].seq == 1
