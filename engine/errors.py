@@ -30,6 +30,10 @@ class InvalidCommand(EngineError):
     code = "invalid_command"
 
 
+class TaskClosed(InvalidCommand):
+    """The task is no longer open (completed, returned, cancelled): nothing more can be done with it."""
+
+
 def unknown_year(exc) -> InvalidCommand:
     """A deadline needs a year the working-day calendar has no schedule for (rules.calendar.UnknownYear):
     the refusal names the command that adds it."""
