@@ -39,7 +39,7 @@ def audit_reads(engine, case_id) -> list:
 def walk(api, clock) -> int:
     """A matter reported at 09:00 Beijing time, verified at 10:00, filed at 11:00, dispatched at 12:00."""
     started = api.call("post", "/cases", "worker", {"process_key": "grid_matter", "data": {
-        "title": "路灯损坏", "category": "民生事项服务", "reporter": REPORTER}})
+        "title": "路灯损坏", "category": "民生事项服务", "sub_category": "road_lighting", "reporter": REPORTER}})
     assert started.status_code == 201, started.json
     case_id = started.json["id"]
     for element, who, form in (("verify_register", "worker", {"verified": True, "within_authority": False}),
