@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from engine.definitions.bundle import BPMN_NS, SPIFF_NS, is_dmn, read_xml
+from engine.definitions.canonical import DEFAULTS, TOOL_ATTRIBUTES
 from engine.definitions.forms import FormError, parse_form
 
 # Children that have an id in modeler output but belong to their parent's meaning: a timer's definition is
@@ -155,8 +156,12 @@ def _elements(root) -> dict[str, _Element]:
         if not _is_element(node):
             continue
         facts: dict[tuple[str, str], str] = {}
+        # An attribute left out has its schema default (bpmn-js drops cancelActivity="true"): compared as
+        # that value. The exporter names a tool, not a meaning.
+        for attr, value in DEFAULTS.get(_local(node), {}).items():
+            facts[("attribute", attr)] = value
         for attr, value in node.attrib.items():
-            if attr != "id":
+            if attr != "id" and _attr_name(attr) not in TOOL_ATTRIBUTES:
                 facts[("attribute", _attr_name(attr))] = value
         _collect(node, facts)
         if _local(node) == "rule":
@@ -256,10 +261,19 @@ def _lanes_of(root) -> dict[str, str]:
 
 
 def _diagram(root) -> list:
-    """The drawing as tags, attributes and texts, blind to indentation."""
-    return [(node.tag, sorted(node.attrib.items()), (node.text or "").strip())
+    """The drawing as tags, attributes and texts, blind to indentation and to how numbers are written."""
+    return [(node.tag, sorted((k, _coordinate(k, v)) for k, v in node.attrib.items()), (node.text or "").strip())
             for top in root if isinstance(top.tag, str) and etree.QName(top).namespace in _DIAGRAM_NAMESPACES
             for node in top.iter() if isinstance(node.tag, str)]
+
+
+def _coordinate(name: str, value: str) -> str:
+    if name in ("x", "y", "width", "height"):
+        try:
+            return repr(float(value))
+        except ValueError:
+            pass
+    return value
 
 
 def _element_diffs(old: dict[str, _Element], new: dict[str, _Element]) -> list[ElementDiff]:
