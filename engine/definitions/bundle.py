@@ -63,6 +63,8 @@ resource resourceRole
 multiInstanceLoopCharacteristics standardLoopCharacteristics loopCardinality loopDataInputRef
 loopDataOutputRef inputDataItem outputDataItem completionCondition loopCondition
 source target
+resourceRef resourceParameter resourceParameterBinding participantMultiplicity interface operation inMessageRef
+outMessageRef relationship
 """.split())
 # Said instead of "unsupported" for elements modelers commonly draw.
 _INSTEAD = {
@@ -78,8 +80,12 @@ _INSTEAD = {
     "conditionalEventDefinition": ("conditional events are not run; use a gateway condition or a message",
                                    "不支持条件事件；请改用网关条件或消息"),
     "cancelEventDefinition": ("cancel events belong to transactions, which are not run", "取消事件属于事务子流程，不支持"),
-    "businessRuleTask": ("", ""),
 }
+for _tag in ("correlationKey", "correlationProperty", "correlationPropertyRef", "correlationPropertyBinding",
+             "correlationPropertyRetrievalExpression", "correlationSubscription", "messagePath", "dataPath"):
+    _INSTEAD[_tag] = ("message correlation is not used: a message goes to one case named by its id "
+                      "(`gridflow message CASE NAME`); remove the correlation keys and properties",
+                      "不使用消息关联：消息按案件编号发送给一个案件（`gridflow message 案件 消息名`）；请删除关联键和关联属性")
 DMN_HIT_POLICIES = frozenset({"UNIQUE", "FIRST", "COLLECT"})
 STATUS_PROPERTIES = ("status", "status_on_sign", "status_on_return", "status_on_refuse")
 # Elements whose text is an expression of the safe evaluator.
@@ -156,6 +162,8 @@ def check_files(roots: dict[str, etree._Element]) -> list[Problem]:
             problems += _check_dmn(name, root)
         elif is_bpmn(root):
             problems += _check_elements(name, root)
+            problems += _check_data_stores(name, root)
+            problems += _check_links(name, root)
             problems += check_loops(name, root)
         else:
             problems.append(problem(name, "", "not_bpmn", f"not a BPMN or DMN file (root element "
@@ -168,6 +176,8 @@ def build(files: dict[str, str], key: str, name_hint: str = "", kind: str = "pro
     """Parse and check one bundle; raise DefinitionRejected listing every problem found."""
     roots = {name: read_xml(name, text.encode()) for name, text in files.items()}
     problems = check_files(roots)
+    if kind != "decision":
+        problems += check_references(roots, key)
     if problems:
         raise DefinitionRejected(problems)
     if kind == "decision":
@@ -180,7 +190,7 @@ def build(files: dict[str, str], key: str, name_hint: str = "", kind: str = "pro
             if is_dmn(root):
                 parser.add_dmn_xml(translated_dmn(root), filename=name)
             else:
-                parser.add_bpmn_xml(root, filename=name)
+                parser.add_bpmn_xml(_for_spiff(root), filename=name)
         spec = parser.get_spec(key)
         subprocess_specs = parser.get_subprocess_specs(key)
     except ValidationException as exc:
@@ -225,6 +235,138 @@ def _build_decision(files: dict[str, str], roots, key: str) -> Bundle:
                   kind="decision")
 
 
+def check_references(roots: dict, key: str) -> list[Problem]:
+    """Every call activity's process and every business rule task's decision is in the bundle, and no process
+    calls itself, directly or through others."""
+    processes = {pid: (name, node) for name, root in roots.items() if is_bpmn(root)
+                 for node in root.xpath("//bpmn:process", namespaces=NS) for pid in [node.get("id")]}
+    decisions = {d for root in roots.values() if is_dmn(root) for d in decision_ids(root)}
+    problems, calls = [], {}
+    for pid, (name, node) in processes.items():
+        for call in node.xpath(".//bpmn:callActivity", namespaces=NS):
+            target = (call.get("calledElement") or "").strip()
+            if not target:
+                problems.append(problem(name, call.get("id"), "call_target_missing",
+                                        f"call activity {call.get('id')!r} names no process: set calledElement to "
+                                        "the id of the process it calls",
+                                        f"调用活动 {call.get('id')!r} 未指明被调用的流程：请把 calledElement 设为该流程的 id"))
+            elif target not in processes:
+                problems.append(_missing_call({name: node.getroottree().getroot()}, target))
+            else:
+                calls.setdefault(pid, []).append((target, name, call.get("id")))
+        for task in node.xpath(".//bpmn:businessRuleTask", namespaces=NS):
+            refs = [t.strip() for t in task.xpath(".//spiffworkflow:calledDecisionId/text()", namespaces=NS)]
+            if not refs:
+                problems.append(problem(name, task.get("id"), "decision_missing",
+                                        f"business rule task {task.get('id')!r} names no decision: add "
+                                        "spiffworkflow:calledDecisionId with the DMN decision's id",
+                                        f"业务规则任务 {task.get('id')!r} 未指明决策：请添加 spiffworkflow:calledDecisionId，"
+                                        "值为 DMN 决策的 id"))
+            for ref in refs:
+                if ref not in decisions:
+                    problems.append(problem(name, task.get("id"), "decision_missing",
+                                            f"business rule task {task.get('id')!r} calls decision {ref!r}, which is "
+                                            f"neither in this upload nor deployed: deploy its DMN file together with "
+                                            f"{name} (`gridflow deploy {name} TABLE.dmn`) or deploy it first",
+                                            f"业务规则任务 {task.get('id')!r} 调用的决策 {ref!r} 既不在本次上传中也未部署："
+                                            f"请与 {name} 一起部署其 DMN 文件，或先部署该文件"))
+    # A process that calls itself would start itself again for ever.
+    for start in calls:
+        stack, seen = [(start, [])], set()
+        while stack:
+            pid, path = stack.pop()
+            for target, name, call_id in calls.get(pid, ()):
+                if target == start:
+                    problems.append(problem(name, call_id, "recursive_call",
+                                            f"call activity {call_id!r} calls {target!r}, which is already running it "
+                                            f"({' → '.join([start, *path, target])}): a process may not call itself",
+                                            f"调用活动 {call_id!r} 调用了 {target!r}，形成递归调用"
+                                            f"（{' → '.join([start, *path, target])}）：流程不能调用自身"))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, path + [target]))
+    unique = []
+    for p in problems:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def _for_spiff(root):
+    """The tree SpiffWorkflow parses.
+
+    Data stores are drawn to show another system (the check refuses any a task reads or writes);
+    SpiffWorkflow would want an implementation for each, so they are left out. A link event is a go-to on
+    the same page, which SpiffWorkflow does not know: the throw event gets a sequence flow to its catch event
+    and both become plain events."""
+    stores = root.xpath("//bpmn:dataStore | //bpmn:dataStoreReference", namespaces=NS)
+    links = root.xpath("//bpmn:linkEventDefinition", namespaces=NS)
+    if not stores and not links:
+        return root
+    root = copy.deepcopy(root)
+    for node in root.xpath("//bpmn:dataStore | //bpmn:dataStoreReference", namespaces=NS):
+        node.getparent().remove(node)
+    for container in root.iter(*(f"{{{BPMN_NS}}}{c}" for c in _FLOW_CONTAINERS)):
+        for throw, catch in _link_pairs(container):
+            flow = etree.SubElement(container, f"{{{BPMN_NS}}}sequenceFlow")
+            flow.set("id", f"{throw.get('id')}__link__{catch.get('id')}")
+            flow.set("sourceRef", throw.get("id"))
+            flow.set("targetRef", catch.get("id"))
+    for link in root.xpath("//bpmn:linkEventDefinition", namespaces=NS):
+        link.getparent().remove(link)
+    return root
+
+
+def _link_pairs(container):
+    """(throw event, catch event) of the link events directly in a process or sub-process, by link name."""
+    catches: dict[str, list] = {}
+    throws = []
+    for event in container:
+        if not isinstance(event.tag, str):
+            continue
+        link = event.find(f"{{{BPMN_NS}}}linkEventDefinition")
+        if link is None:
+            continue
+        if etree.QName(event).localname == "intermediateCatchEvent":
+            catches.setdefault(link.get("name") or "", []).append(event)
+        elif etree.QName(event).localname == "intermediateThrowEvent":
+            throws.append((event, link.get("name") or ""))
+    return [(throw, catches[name][0]) for throw, name in throws if len(catches.get(name, ())) == 1]
+
+
+def _check_links(name: str, root) -> list[Problem]:
+    problems = []
+    for container in root.iter(*(f"{{{BPMN_NS}}}{c}" for c in _FLOW_CONTAINERS)):
+        paired = {t.get("id") for t, _ in _link_pairs(container)}
+        for event in container:
+            if not isinstance(event.tag, str) or etree.QName(event).localname != "intermediateThrowEvent":
+                continue
+            link = event.find(f"{{{BPMN_NS}}}linkEventDefinition")
+            if link is not None and event.get("id") not in paired:
+                problems.append(problem(name, event.get("id"), "link_event",
+                                        f"the link event {event.get('id')!r} (link {link.get('name')!r}) needs exactly "
+                                        "one catching link event of the same name in the same process or sub-process",
+                                        f"链接事件 {event.get('id')!r}（链接 {link.get('name')!r}）须在同一流程或子流程中"
+                                        "有且只有一个同名的捕获链接事件"))
+    return problems
+
+
+def _check_data_stores(name: str, root) -> list[Problem]:
+    stores = set(root.xpath("//bpmn:dataStoreReference/@id", namespaces=NS))
+    problems = []
+    for association in root.xpath("//bpmn:dataInputAssociation | //bpmn:dataOutputAssociation", namespaces=NS):
+        refs = {(r.text or "").strip() for r in association.xpath("bpmn:sourceRef | bpmn:targetRef", namespaces=NS)}
+        if refs & stores:
+            owner = _owner_id(association.getparent())
+            problems.append(problem(name, owner, "data_store",
+                                    f"{owner!r} reads or writes the data store {', '.join(sorted(refs & stores))}: "
+                                    "GridFlow keeps a case's data in the case; a data store may be drawn, but not "
+                                    "connected to a task (use an association line, or a message from that system)",
+                                    f"{owner!r} 读写数据存储 {', '.join(sorted(refs & stores))}：案件数据保存在案件中；"
+                                    "数据存储可以画出，但不能与任务做数据关联（请改用关联线，或由该系统发送消息）"))
+    return problems
+
+
 def _missing_call(roots, missing: str) -> Problem:
     """A call activity (or business rule task) whose process or decision is neither uploaded nor deployed."""
     for name, root in roots.items():
@@ -257,6 +399,16 @@ _SPIFF_MESSAGES = (
     ("Could not find a decision", "decision_missing", "{id} calls a decision that is neither in this upload nor "
      "deployed; deploy its DMN file with this one ({message})",
      "{id} 调用的决策既不在本次上传中也未部署；请与本文件一起部署其 DMN 文件（{message}）"),
+    ("A SubWorkflow Must contain an End event", "subprocess_end", "the sub-process {id} has no end event: draw "
+     "one inside it", "子流程 {id} 内没有结束事件，请添加"),
+    ("Exactly one start event is required in a SubWorkflow", "subprocess_start", "the sub-process {id} needs "
+     "exactly one start event inside it (an empty or collapsed sub-process runs nothing: draw its content, or make "
+     "it a plain task)", "子流程 {id} 内须有且只有一个开始事件（空的或折叠的子流程无法运行：请画出其内容，或改为普通任务）"),
+    ("Non-default exclusive outgoing sequence flow without condition", "flow_condition", "the sequence flow {id} "
+     "leaves an exclusive gateway with no condition and is not its default: give it a condition, or make it the "
+     "gateway's default flow", "顺序流 {id} 从排他网关流出，既无条件也不是默认流：请为其设置条件，或设为网关的默认流"),
+    ("A multiinstance task must specify", "multi_instance", "the multi-instance task {id} needs exactly one of "
+     "loopCardinality or loopDataInputRef", "多实例任务 {id} 须且只须指定 loopCardinality 或 loopDataInputRef 之一"),
     ("Cannot resolve dataInputAssociation", "data_association", "{id}: {message}; the data object it names must "
      "be declared in the same process", "{id}：数据关联无法解析（{message}），其引用的数据对象须在同一流程中声明"),
     ("Cannot resolve dataOutputAssociation", "data_association", "{id}: {message}; the data object it names must "
@@ -366,6 +518,9 @@ def _check_expressions_of(name: str, element, localname: str) -> list[Problem]:
             return []
         return _checked(name, element, text, check_expression)
     if localname == "script":
+        parent = element.getparent()
+        if (parent.get("scriptFormat") or "").strip().lower() not in _SCRIPT_FORMATS:
+            return []   # another language: refused once, on its script task
         return _checked(name, element, element.text or "", check_script)
     return []
 
@@ -602,6 +757,12 @@ def check_loops(name: str, root) -> list[Problem]:
             catches = [m for m in members if etree.QName(nodes[m]).localname == "intermediateCatchEvent"]
             for throw in throws:
                 edges.setdefault(throw, []).extend(catches)
+        for node_id, node in nodes.items():
+            if etree.QName(node).localname.endswith("Gateway") and not edges.get(node_id):
+                problems.append(problem(name, node_id, "gateway_dead_end",
+                                        f"the gateway {node_id!r} has no outgoing sequence flow: connect it to "
+                                        "where the process goes next",
+                                        f"网关 {node_id!r} 没有流出的顺序流：请连接到流程的下一步"))
         for component in _strongly_connected(list(nodes), edges):
             members = set(component)
             tested = set().union(*(_names_in(c) for m in component for c in conditions.get(m, [])))
@@ -656,12 +817,12 @@ def _check_dmn(name: str, root: etree._Element) -> list[Problem]:
                                     f"不支持命中策略 {policy}{'（含聚合）' if table.get('aggregation') else ''}；"
                                     f"请使用 {', '.join(sorted(DMN_HIT_POLICIES))} 之一"))
     for element in root.iter("{*}inputExpression"):
-        text = "".join(element.itertext()).strip()
+        text = _cell_text(element)
         if text:
             problems += _dmn_checked(name, element, text, feel.value(text))
     for tag, translate in (("inputEntry", feel.input_cell), ("outputEntry", feel.output_cell)):
         for element in root.iter("{*}" + tag):
-            text = "".join(element.itertext()).strip()
+            text = _cell_text(element)
             try:
                 source = translate(text)
             except feel.FeelError as exc:
@@ -671,6 +832,12 @@ def _check_dmn(name: str, root: etree._Element) -> list[Problem]:
             if source:
                 problems += _dmn_checked(name, element, text, source.replace("?", "dmninputexpr"))
     return problems
+
+
+def _cell_text(element) -> str:
+    """A cell's or input expression's `text` child (its `description` is for people)."""
+    text = element.find("{*}text")
+    return (text.text or "").strip() if text is not None else ""
 
 
 def _dmn_checked(name, element, text, source) -> list[Problem]:
