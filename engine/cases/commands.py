@@ -488,7 +488,7 @@ class CaseService:
             run.workflow.refresh_timers()
             run.workflow.do_engine_steps(did_complete_task=run.reach)
         except SpiffWorkflowException as exc:
-            raise InvalidCommand(f"case {run.case.id}: {_spiff_message(exc)}") from None
+            raise InvalidCommand(f"case {run.case.id or '(new)'}: {_spiff_message(exc)}") from None
         ready = {str(t.id): t for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)}
         known = {row.spiff_task_id: row for row in run.tasks}
         now = run.clock.now()
