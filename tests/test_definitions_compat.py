@@ -445,3 +445,15 @@ def test_the_http_check_endpoint_answers_problems_with_codes(engine, clock):
     assert refused.status_code == 422
     [detail] = refused.json["error"]["details"]
     assert (detail["element_id"], detail["code"]) == ("more", "unbounded_loop") and set(detail["messages"]) == {"zh", "en"}
+
+
+def test_the_corpus_bench_tallies_each_file(tmp_path):
+    from bench.bpmn_corpus import run
+    (tmp_path / "ok.bpmn").write_bytes(tiny('<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="end"/>'))
+    (tmp_path / "loop.bpmn").write_bytes(_loop("x = 1", "x == 1"))
+    (tmp_path / "broken.bpmn").write_bytes(b"<bpmn:definitions")
+    (tmp_path / "spins.bpmn").write_bytes(_loop("n = n + 1", "n &gt; -1"))
+    (tmp_path / "route.dmn").write_bytes(DMN.encode())
+    outcome = {name.rsplit("/", 1)[-1]: result["category"] for name, result in run(tmp_path, 60).items()}
+    assert outcome == {"ok.bpmn": "accepted", "loop.bpmn": "refused_clear", "broken.bpmn": "refused_clear",
+                       "spins.bpmn": "runtime_failure", "route.dmn": "accepted"}
