@@ -457,3 +457,16 @@ def test_the_corpus_bench_tallies_each_file(tmp_path):
     outcome = {name.rsplit("/", 1)[-1]: result["category"] for name, result in run(tmp_path, 60).items()}
     assert outcome == {"ok.bpmn": "accepted", "loop.bpmn": "refused_clear", "broken.bpmn": "refused_clear",
                        "spins.bpmn": "runtime_failure", "route.dmn": "accepted"}
+
+
+def test_the_cli_checks_without_deploying_and_deploys_a_decision(tmp_path):
+    from tests.test_cli import gridflow
+    looping, route = tmp_path / "l.bpmn", tmp_path / "route.dmn"
+    looping.write_bytes(_loop("x = 1", "x == 1"))
+    route.write_bytes(DMN.encode())
+    checked = gridflow(tmp_path, "deploy", "--check", str(looping), check=False)
+    assert checked.returncode == 2 and "l.bpmn [more]" in checked.stderr and "[unbounded_loop]" in checked.stderr
+    assert "no definitions deployed" in gridflow(tmp_path, "definitions").stdout
+    assert "no problems" in gridflow(tmp_path, "deploy", "--check", str(route)).stdout
+    assert "decision route: deployed as version 1" in gridflow(tmp_path, "deploy", str(route)).stdout
+    assert "decision" in gridflow(tmp_path, "definitions").stdout

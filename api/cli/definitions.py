@@ -48,6 +48,6 @@ def definitions(ctx, key):
     if not rows:
         click.echo("no definitions deployed; run `gridflow deploy processes/*.bpmn`")
         return
-    click.echo(render.table(["key", "version", "hash", "deployed at (UTC)", "by"],
-                            [[d.key, d.version, d.content_hash[:12], render.when(d.deployed_at), d.deployed_by]
-                             for d in rows]))
+    click.echo(render.table(["key", "version", "hash", "deployed at (UTC)", "by", "kind"],
+                            [[d.key, d.version, d.content_hash[:12], render.when(d.deployed_at), d.deployed_by,
+                              d.kind] for d in rows]))

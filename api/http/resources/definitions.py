@@ -73,6 +73,7 @@ class DefinitionKeySchema(Schema):
     key = fields.String(required=True)
     name = fields.String(required=True)
     latest_version = fields.Integer(required=True)
+    kind = fields.String(metadata={"description": "process, or decision (a DMN file for processes to call)"})
     versions = fields.Integer(required=True)
     deployed_at = fields.AwareDateTime(required=True, metadata={"description": "of the latest version"})
     deployed_by = fields.String(required=True)
@@ -152,7 +153,7 @@ class Definitions(MethodView):
         for info in current_engine().definitions.list():
             entry = latest.setdefault(info.key, {"versions": 0})
             entry.update(key=info.key, name=info.name, latest_version=info.version, deployed_at=info.deployed_at,
-                         deployed_by=info.deployed_by, versions=entry["versions"] + 1)
+                         deployed_by=info.deployed_by, versions=entry["versions"] + 1, kind=info.kind)
         return list(latest.values())
 
     @requires(scopes.PROCESS_ADMIN)
