@@ -306,6 +306,11 @@ SAFE = """<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:group id="g1" categoryValueRef="cv"/>
     <bpmn:startEvent id="start"/>
     <bpmn:userTask id="t1" name="Do it">
+      <bpmn:ioSpecification id="t1_io"><bpmn:dataInput id="t1_in" name="address"/>
+        <bpmn:dataOutput id="t1_out" name="photo"/>
+        <bpmn:inputSet id="t1_is"><bpmn:dataInputRefs>t1_in</bpmn:dataInputRefs></bpmn:inputSet>
+        <bpmn:outputSet id="t1_os"><bpmn:dataOutputRefs>t1_out</bpmn:dataOutputRefs></bpmn:outputSet>
+      </bpmn:ioSpecification>
       <bpmn:potentialOwner id="po"><bpmn:resourceAssignmentExpression id="rae">
         <bpmn:formalExpression>grid_worker</bpmn:formalExpression></bpmn:resourceAssignmentExpression>
       </bpmn:potentialOwner>

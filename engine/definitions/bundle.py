@@ -301,11 +301,23 @@ def _for_spiff(root):
     and both become plain events."""
     stores = root.xpath("//bpmn:dataStore | //bpmn:dataStoreReference", namespaces=NS)
     links = root.xpath("//bpmn:linkEventDefinition", namespaces=NS)
-    if not stores and not links:
+    specs = root.xpath("//bpmn:ioSpecification", namespaces=NS)
+    if not stores and not links and not specs:
         return root
     root = copy.deepcopy(root)
     for node in root.xpath("//bpmn:dataStore | //bpmn:dataStoreReference", namespaces=NS):
         node.getparent().remove(node)
+    # An ioSpecification documents what a task uses; SpiffWorkflow would hide the rest of the case's data
+    # from the task and fail a case that lacks one. A GridFlow task sees the case's data and its form says
+    # what a completion carries, so it is left out, with the data associations to its inputs and outputs.
+    declared = set(root.xpath("//bpmn:ioSpecification/bpmn:dataInput/@id | "
+                              "//bpmn:ioSpecification/bpmn:dataOutput/@id", namespaces=NS))
+    for node in root.xpath("//bpmn:ioSpecification", namespaces=NS):
+        node.getparent().remove(node)
+    for association in root.xpath("//bpmn:dataInputAssociation | //bpmn:dataOutputAssociation", namespaces=NS):
+        refs = {(r.text or "").strip() for r in association.xpath("bpmn:sourceRef | bpmn:targetRef", namespaces=NS)}
+        if refs & declared:
+            association.getparent().remove(association)
     for container in root.iter(*(f"{{{BPMN_NS}}}{c}" for c in _FLOW_CONTAINERS)):
         for throw, catch in _link_pairs(container):
             flow = etree.SubElement(container, f"{{{BPMN_NS}}}sequenceFlow")
