@@ -64,7 +64,7 @@ multiInstanceLoopCharacteristics standardLoopCharacteristics loopCardinality loo
 loopDataOutputRef inputDataItem outputDataItem completionCondition loopCondition
 source target
 resourceRef resourceParameter resourceParameterBinding participantMultiplicity interface operation inMessageRef
-outMessageRef relationship
+outMessageRef relationship categoryValueRef operationRef
 """.split())
 # Said instead of "unsupported" for elements modelers commonly draw.
 _INSTEAD = {
@@ -81,6 +81,14 @@ _INSTEAD = {
                                    "不支持条件事件；请改用网关条件或消息"),
     "cancelEventDefinition": ("cancel events belong to transactions, which are not run", "取消事件属于事务子流程，不支持"),
 }
+for _tag in ("globalTask", "globalUserTask", "globalManualTask", "globalScriptTask", "globalBusinessRuleTask"):
+    _INSTEAD[_tag] = ("a global task is reused through a call activity; GridFlow calls processes: draw the task "
+                      "in the process, or make it a process of its own", "全局任务通过调用活动复用；GridFlow 只调用流程："
+                      "请在流程中画出该任务，或把它做成单独的流程")
+_INSTEAD["eventDefinitionRef"] = ("write the event definition inside the event instead of referring to a shared one",
+                                  "请把事件定义写在事件内部，而不是引用共享的事件定义")
+_INSTEAD["transformation"] = ("a data association with a transformation is not run; compute the value in a script "
+                              "task", "不支持带转换表达式的数据关联；请在脚本任务中计算该值")
 for _tag in ("correlationKey", "correlationProperty", "correlationPropertyRef", "correlationPropertyBinding",
              "correlationPropertyRetrievalExpression", "correlationSubscription", "messagePath", "dataPath"):
     _INSTEAD[_tag] = ("message correlation is not used: a message goes to one case named by its id "
