@@ -475,3 +475,18 @@ def test_the_cli_checks_without_deploying_and_deploys_a_decision(tmp_path):
     assert "no problems" in gridflow(tmp_path, "deploy", "--check", str(route)).stdout
     assert "decision route: deployed as version 1" in gridflow(tmp_path, "deploy", str(route)).stdout
     assert "decision" in gridflow(tmp_path, "definitions").stdout
+
+
+def test_label_line_breaks_and_number_forms_are_layout_but_a_message_name_is_not():
+    relabelled = GRID_MATTER.replace('name="办理 Handle"', 'name="办理&#xD;&#xA;Handle"')
+    assert relabelled != GRID_MATTER
+    [diff] = compare_files({"g.bpmn": GRID_MATTER}, {"g.bpmn": relabelled})
+    assert diff.elements == () and not diff.diagram_changed
+    assert canonical_hash(GRID_MATTER) == canonical_hash(relabelled)
+    renamed = GRID_MATTER.replace('name="unit_feedback"', 'name="unit&#xA;feedback"')
+    assert canonical_hash(GRID_MATTER)[0] != canonical_hash(renamed)[0]
+
+
+def canonical_hash(text):
+    from engine.definitions.canonical import bundle_hash
+    return bundle_hash({"f.bpmn": text})

@@ -8,10 +8,13 @@ stamps its own name in `exporter`. None of that changes what a case does. The ca
 - insignificant whitespace removed (text that is only whitespace, and around texts),
 - namespace prefixes rewritten (`bpmn:`, `bpmn2:` or a default namespace read the same),
 - comments, `exporter`/`exporterVersion`, and attributes equal to their schema default removed,
+- line breaks and runs of spaces in element labels (`name`) read as one space, except in names the engine
+  looks up (messages, signals, errors, escalations, lanes),
 - `incoming`/`outgoing` references removed (they repeat what the sequence flows say),
 - `xsi:type` removed from expression elements (the engine reads every one as a formal expression),
 - the drawing (BPMN DI, DMN DI) set apart: it has a form and a hash of its own, with coordinates compared
-  as numbers (`100` and `100.0` are the same point).
+  as numbers (`100` and `100.0` are the same point, any numeric attribute likewise), labels' line breaks as
+  spaces, and without `xsi:type` (`dc:Point` on a waypoint).
 
 The content hash of a bundle covers the meaning of its files, not their names; the diagram hash covers the
 drawings.
@@ -57,6 +60,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "itemDefinition": {"isCollection": "false", "itemKind": "Information"},
     "association": {"associationDirection": "None"},
     "textAnnotation": {"textFormat": "text/plain"},
+    "documentation": {"textFormat": "text/plain"},
+    "dataInput": {"isCollection": "false"}, "dataOutput": {"isCollection": "false"},
     "participantMultiplicity": {"minimum": "0", "maximum": "1"},
     "decisionTable": {"hitPolicy": "UNIQUE", "preferredOrientation": "Rule-as-Row"},
 }
@@ -66,6 +71,9 @@ _DERIVED = frozenset({"incoming", "outgoing"})
 _EXPRESSIONS = frozenset({"conditionExpression", "timeDate", "timeDuration", "timeCycle", "completionCondition",
                           "loopCardinality", "loopCondition", "formalExpression", "expression"})
 _COORDINATES = frozenset({"x", "y", "width", "height"})
+# Names that are looked up exactly (a message is sent by its name); any other name is a label, where line
+# breaks are layout (modelers write them as CR LF, LF or a space).
+NAMES_LOOKED_UP = frozenset({"message", "signal", "error", "escalation", "lane", "property"})
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
                           remove_comments=True, remove_pis=True)
@@ -89,6 +97,14 @@ def _number(value: str) -> str:
         return repr(float(value))
     except ValueError:
         return value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _c14n(root) -> bytes:
@@ -124,11 +140,16 @@ def forms(root) -> tuple[bytes, bytes]:
                 del node.attrib[attribute]
             elif attribute == XSI_TYPE and local in _EXPRESSIONS:
                 del node.attrib[attribute]
+            elif attribute == "name" and local not in NAMES_LOOKED_UP:
+                node.set(attribute, " ".join(value.split()))
     for node in list(meaning.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in _DERIVED))):
         node.getparent().remove(node)
     for node in drawing.iter():
-        for attribute in _COORDINATES & set(node.attrib):
-            node.set(attribute, _number(node.get(attribute)))
+        for attribute, value in node.attrib.items():   # numbers as numbers, labels' line breaks as spaces
+            node.set(attribute, _number(value) if attribute in _COORDINATES or _is_number(value)
+                     else " ".join(value.split()))
+        if XSI_TYPE in node.attrib:   # `xsi:type="dc:Point"` on a waypoint names the schema's own type
+            del node.attrib[XSI_TYPE]
     return _c14n(meaning), _c14n(drawing)
 
 
