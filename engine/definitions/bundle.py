@@ -13,6 +13,7 @@ import ast
 import copy
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from defusedxml import ElementTree as DefusedET
 from defusedxml.common import DefusedXmlException
@@ -26,9 +27,11 @@ from rules import lifecycles
 from engine.definitions import canonical, feel
 from engine.definitions.forms import FormError, parse_form
 from engine.definitions.problems import DefinitionRejected, Problem, problem
-from engine.execution.expressions import ExpressionError, check_expression, check_script
+from engine.execution.expressions import Evaluator, ExpressionError, check_expression, check_script
 from engine.execution.functions import FUNCTION_NAMES
-from engine.execution.spiff import TIMER_KINDS, GridBpmnParser, TimerValueError, check_timer_literal, literal_kind
+from engine.execution.spiff import (
+    TIMER_KINDS, GridBpmnParser, TimerValueError, check_timer_literal, literal_kind, timer_due,
+)
 
 __all__ = ["Bundle", "DefinitionRejected", "Problem", "build", "read_xml"]
 
@@ -567,8 +570,10 @@ def _check_timer(name: str, element, kind: str, text: str) -> list[Problem]:
         try:
             check_timer_literal(kind, text)
         except (TimerValueError, Exception) as exc:   # SpiffWorkflow's duration parser raises plain Exception
-            return [problem(name, owner, "timer_value", f"timer value {text!r} refused: {exc}",
-                            f"定时器取值 {text!r} 无效：{exc}")]
+            return [problem(name, owner, "timer_value", f"bpmn:{kind} {text!r} refused: {exc}",
+                            f"定时器取值 bpmn:{kind} {text!r} 无效：{exc}")]
+        if kind != "timeCycle":
+            return _timer_bounds(name, owner, kind, repr(text))
         return []
     try:
         check_expression(text, FUNCTION_NAMES)
@@ -578,6 +583,20 @@ def _check_timer(name: str, element, kind: str, text: str) -> list[Problem]:
                         f"{_EXAMPLE[wanted]}) nor an expression ({exc})",
                         f"定时器取值 {text!r} 既不是 ISO-8601 {_ZH_KIND[wanted]}（例如 {_EXAMPLE[wanted]}），"
                         f"也不是合法表达式（{exc}）")]
+    if kind != "timeCycle" and not any(isinstance(n, (ast.Name, ast.Call)) for n in ast.walk(ast.parse(text, mode="eval"))):
+        return _timer_bounds(name, owner, kind, text)
+    return []
+
+
+def _timer_bounds(name: str, owner: str, kind: str, source: str) -> list[Problem]:
+    """A timer whose expression uses no variable or function has its value now: it is checked as a running
+    timer would check it (engine/execution/spiff.py `timer_due`), so an unbounded one is refused at deploy."""
+    try:
+        value = Evaluator().evaluate(source, {})
+        timer_due("duration" if kind == "timeDuration" else "date", value, datetime.now(timezone.utc))
+    except ExpressionError as exc:
+        return [problem(name, owner, "timer_value", f"bpmn:{kind} {source[:80]!r} refused: {exc}",
+                        f"bpmn:{kind} {source[:80]!r} 超出定时器的取值范围：{exc}")]
     return []
 
 
