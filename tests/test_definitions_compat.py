@@ -114,6 +114,7 @@ def test_an_unquoted_iso_literal_is_a_literal_and_the_case_starts(engine, clock,
     ("<bpmn:timeDuration>2026-11-03T09:00:00+08:00</bpmn:timeDuration>", "use bpmn:timeDate"),
     ("<bpmn:timeDate>2026-11-03T09:00:00</bpmn:timeDate>", "no time zone"),
     ("<bpmn:timeDuration>${dueIn}</bpmn:timeDuration>", "without ${…}: dueIn"),
+    ("<bpmn:timeDuration>P20Y</bpmn:timeDuration>", "more than 3660 days"),
 ])
 def test_a_timer_value_that_is_neither_is_refused_at_deploy(engine, clock, definition, words):
     [problem] = rejected(engine, clock, {"t.bpmn": _timer_process(definition)}).problems
