@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.util.diff import SpecDiff
 
 from engine.definitions.bundle import properties
+from engine.definitions.forms import FormError, parse_form
 from engine.errors import InvalidCommand
 from engine.execution.spiff import SERIALIZER, event_definitions
 
@@ -143,13 +144,29 @@ def _changes(old_spec, new_spec, keys: list[str]) -> list[ElementChange]:
     if "extensions" in keys:
         old_props, new_props = properties(old_spec), properties(new_spec)
         if old_props.get("form") != new_props.get("form"):
-            found.append(ElementChange(FORM, "the task's form changed", old_props.get("form"), new_props.get("form")))
+            if _only_optional_added(old_props.get("form"), new_props.get("form")):
+                found.append(ElementChange(PROPERTY, "the form gained optional fields only",
+                                           old_props.get("form"), new_props.get("form")))
+            else:
+                found.append(ElementChange(FORM, "the task's form changed", old_props.get("form"),
+                                           new_props.get("form")))
         others = sorted(k for k in set(old_props) | set(new_props)
                         if k != "form" and old_props.get(k) != new_props.get(k))
         if others:
             found.append(ElementChange(PROPERTY, "properties the new version applies from now on: "
                                        + ", ".join(others)))
     return found
+
+
+def _only_optional_added(before: str | None, after: str | None) -> bool:
+    """A form that keeps every field as it was and adds only optional ones takes the same completions: an
+    open task offered under the old form can be completed under the new one."""
+    try:
+        old, new = {f.name: f for f in parse_form(before)}, {f.name: f for f in parse_form(after)}
+    except FormError:
+        return False
+    return all(new.get(name) == field for name, field in old.items()) and \
+        all(not f.required for name, f in new.items() if name not in old)
 
 
 def build(source, target, mapping: dict[str, str] | None = None) -> Alignment:

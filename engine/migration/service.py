@@ -217,10 +217,14 @@ class MigrationService:
     # -- revert -------------------------------------------------------------------------------------
 
     def revert(self, case_id: int, *, actor: str, role: str = "process_admin",
-               clock: Clock = SYSTEM_CLOCK) -> dict:
-        """Undo the case's latest migration, if nothing happened to the case since."""
+               clock: Clock = SYSTEM_CLOCK, key: str | None = None) -> dict:
+        """Undo the case's latest migration, if nothing happened to the case since. `key`: the definition
+        the caller means (a case of another definition is not found under it)."""
         cases = self._cases
         with cases.transaction() as session:
+            case = session.get(Case, case_id)
+            if case is None or (key is not None and case.process_key != key):
+                raise NotFound(f"no case {case_id}" + (f" of {key}" if key else ""))
             row = session.scalars(sa.select(CaseMigration).where(CaseMigration.case_id == case_id,
                                                                  CaseMigration.reverted_seq.is_(None))
                                   .order_by(CaseMigration.id.desc()).limit(1)).first()

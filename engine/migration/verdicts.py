@@ -143,6 +143,8 @@ def judge(alignment: A.Alignment, case_id: int, revision: int, status: str, fact
         live = bool(fact.state & LIVE)
         spec = old_specs.get(fact.name)
         if new is None:
+            if "." in fact.name:   # a boundary split or join: reported under the element it belongs to
+                continue
             if live:
                 reasons.append(reason("element_removed", fact.name, to))
             elif fact.state & FINISHED:
@@ -187,5 +189,7 @@ def judge(alignment: A.Alignment, case_id: int, revision: int, status: str, fact
             else:   # type, interrupting flag, another event
                 reasons.append(reason("element_changed", fact.name, to, f"{change.detail}: {change.before} → "
                                       f"{change.after}"))
+    unique = list(dict.fromkeys(reasons))
+    reasons[:] = unique
     verdict.migratable = not reasons
     return verdict
