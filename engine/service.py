@@ -55,7 +55,8 @@ class Engine:
         # (console accounts)
 
         # (instance migration)
-        self.migrations = MigrationService(self.sessions, self.readers, self.cases, self.definitions)
+        self.migrations = MigrationService(self.sessions, self.readers, self.cases, self.definitions,
+                                           workers=2 if self.db.dialect.name == "postgresql" else 1)
 
         if migrate:  # every rules-table version the engine runs with is kept, for replays after an upgrade
             self.audit.rule_tables.record_shipped()

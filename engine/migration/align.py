@@ -169,10 +169,28 @@ def _only_optional_added(before: str | None, after: str | None) -> bool:
         all(not f.required for name, f in new.items() if name not in old)
 
 
+class _SettledSpecDiff(SpecDiff):
+    """SpecDiff whose `removed` and `changed`, properties it recomputes on every call (WorkflowDiff asks
+    them once per task of every case), are taken once the alignment is settled."""
+
+    def settle(self) -> None:
+        self._removed = set(SpecDiff.removed.fget(self))
+        self._changed = SpecDiff.changed.fget(self)
+
+    @property
+    def removed(self):
+        return self._removed if hasattr(self, "_removed") else SpecDiff.removed.fget(self)
+
+    @property
+    def changed(self):
+        return self._changed if hasattr(self, "_changed") else SpecDiff.changed.fget(self)
+
+
 def build(source, target, mapping: dict[str, str] | None = None) -> Alignment:
     mapping = dict(mapping or {})
-    diff = SpecDiff(SERIALIZER.registry, source.spec, target.spec)
+    diff = _SettledSpecDiff(SERIALIZER.registry, source.spec, target.spec)
     _aligned_specs(diff, source, target, mapping)
+    diff.settle()
     alignment = Alignment(source, target, mapping, diff)
     for old_spec, new_spec in diff.alignment.items():
         alignment.names[old_spec.name] = new_spec.name if new_spec is not None else None

@@ -9,6 +9,8 @@ nothing has happened to it since its move.
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -65,11 +67,15 @@ class MigrationPlan:
 
 
 class MigrationService:
-    def __init__(self, sessions, readers, cases: CaseService, definitions):
+    def __init__(self, sessions, readers, cases: CaseService, definitions, workers: int = 1):
+        """`workers`: cases moved at once, each by its own thread and connection (PostgreSQL; SQLite has one
+        writer, so one)."""
         self._sessions = sessions
         self._readers = readers
         self._cases = cases
         self._definitions = definitions
+        self.workers = workers
+        self.relaxed_commit = workers > 1
 
     def _alignment(self, key: str, from_version: int, to_version: int, mapping) -> A.Alignment:
         for name, value in (("--from", from_version), ("--to", to_version)):
@@ -116,7 +122,7 @@ class MigrationService:
 
     def run(self, key: str, from_version: int, to_version: int, mapping=None, *, actor: str,
             role: str = "process_admin", clock: Clock = SYSTEM_CLOCK, plan: MigrationPlan | None = None,
-            case_ids: list[int] | None = None, progress=None) -> MigrationPlan:
+            case_ids: list[int] | None = None, progress=None, workers: int | None = None) -> MigrationPlan:
         """Migrate every migratable running case of the source version (or only `case_ids`), each in its
         own transaction; returns each case's outcome. `plan`: the dry run this run follows — a case whose
         revision moved since is judged again (it always is) and reported as re-checked."""
@@ -133,13 +139,26 @@ class MigrationService:
             if case_ids is not None:
                 query = query.where(Case.id.in_(list(case_ids)))
             ids = list(session.scalars(query))
-        for case_id in ids:
+        lock = threading.Lock()
+
+        def one(case_id: int) -> Verdict:
             verdict = self.migrate_case(case_id, alignment, actor=actor, role=role, clock=clock)
             if case_id in planned and planned[case_id] != verdict.revision:
                 verdict.rechecked = True
-            result.verdicts.append(verdict)
-            if progress is not None:
-                progress(len(result.verdicts), len(ids), verdict)
+            with lock:
+                result.verdicts.append(verdict)
+                if progress is not None:
+                    progress(len(result.verdicts), len(ids), verdict)
+            return verdict
+
+        workers = max(1, min(workers or self.workers, len(ids) or 1))
+        if workers == 1:
+            for case_id in ids:
+                one(case_id)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="migrate") as pool:
+                list(pool.map(one, ids))
+        result.verdicts.sort(key=lambda v: v.case_id)
         return result
 
     def migrate_case(self, case_id: int, alignment: A.Alignment, *, actor: str, role: str,
@@ -150,7 +169,17 @@ class MigrationService:
         outcome: dict = {}
         try:
             with cases.transaction() as session:
-                run = cases._load(session, case_id, clock)
+                if self.relaxed_commit:
+                    # A bulk move need not wait for each commit to reach the disk: a crash can lose only the
+                    # last moves, whole (each case's move is one transaction), and a second run redoes them.
+                    session.execute(sa.text("SET LOCAL synchronous_commit = off"))
+                # The case and its tasks in one statement (the case stays in the session for `_load`).
+                rows = session.execute(sa.select(Case, HumanTask).outerjoin(HumanTask, HumanTask.case_id == Case.id)
+                                       .where(Case.id == case_id).order_by(HumanTask.id)).all()
+                if not rows:
+                    raise NotFound(f"no case {case_id}")
+                session.info["case"] = rows[0][0]
+                run = cases._load(session, case_id, clock, [t for _, t in rows if t is not None])
                 case = run.case
                 verdict = Verdict(case.id, case.revision, case.status, False, outcome="skipped")
                 outcome["verdict"] = verdict
@@ -172,7 +201,7 @@ class MigrationService:
                     return verdict
                 state_before, pending_before = case.state, dict(case.pending_timers or {})
                 names_before = {t.spiff_task_id: (t.element_id, t.name) for t in run.tasks}
-                armed = self._armed(session, case, alignment, facts)
+                armed = self._armed(session, case, run.tasks, alignment, facts)
                 moved = apply_migration(cases, session, run, alignment, armed, actor=actor, role=role)
                 renamed_timers = [[tid, old] for tid, (old, _, _) in moved.renamed.items() if tid in pending_before]
                 for tid, (_, new, _) in moved.renamed.items():
@@ -202,17 +231,28 @@ class MigrationService:
         return outcome["verdict"]
 
     @staticmethod
-    def _armed(session, case: Case, alignment: A.Alignment, facts) -> dict[str, datetime]:
-        """When each waiting timer whose expression changed was armed, by element: its row in the timer
+    def _armed(session, case: Case, tasks, alignment: A.Alignment, facts) -> dict[str, datetime]:
+        """When each waiting timer whose expression changed was armed, by element. A deadline on a task was
+        armed by the command that offered the task (the row's time); any other timer: its row in the timer
         index."""
-        wanted = [f.id for f in facts if f.state & TaskState.WAITING and f.id in (case.pending_timers or {})
-                  and any(c.kind == A.TIMER_EXPRESSION for c in alignment.changes.get(f.name, []))]
+        by_id = {f.id: f for f in facts}
+        offered = {t.spiff_task_id: t.created_at for t in tasks}
+        found, wanted = {}, []
+        for f in facts:
+            if not (f.state & TaskState.WAITING and f.id in (case.pending_timers or {})
+                    and any(c.kind == A.TIMER_EXPRESSION for c in alignment.changes.get(f.name, []))):
+                continue
+            hosts = [c for c in (by_id[f.parent].children if f.parent in by_id else ()) if c in offered]
+            if hosts:
+                found[f.name] = offered[hosts[0]]
+            else:
+                wanted.append(f.id)
         if not wanted:
-            return {}
+            return found
         rows = session.execute(sa.select(Timer.element_id, Timer.created_at)
                                .where(Timer.case_id == case.id, Timer.state == "pending",
                                       Timer.spiff_task_id.in_(wanted)).order_by(Timer.id))
-        return {element: created for element, created in rows}
+        return {**found, **{element: created for element, created in rows}}
 
     # -- revert -------------------------------------------------------------------------------------
 
