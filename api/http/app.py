@@ -90,7 +90,50 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
                 raise ApiError(415, "unsupported_media_type", "请求内容须为 JSON",
                                f"send the body as application/json, not {request.mimetype or 'untyped'}")
 
+    @app.before_request
+    def _no_nul():
+        # PostgreSQL cannot store NUL in text, and no name, code or reason has one: refused here, for every
+        # path, query, form and JSON string, before any of it reaches a handler or the database.
+        where = _nul_in_request()
+        if where is not None:
+            raise ApiError(422, "validation_failed", "请求内容含有不允许的空字符（NUL）",
+                           f"the request holds a NUL character (\\u0000) in {where}; no field may contain one",
+                           {where: ["NUL characters are not allowed"]})
+
     idempotency.register(app)
     errors.register(app)
     return app
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _nul_in_request() -> str | None:
+    """Where the request carries a NUL character (the path, a query or form parameter, a JSON string or an
+    uploaded file's name), or None."""
+    if "\x00" in request.path:
+        return "path"
+    for name, value in request.args.items(multi=True):
+        if _has_nul(name) or _has_nul(value):
+            return f"query.{name.replace(chr(0), '?')}"
+    if request.method in ("POST", "PUT", "PATCH") and request.content_length:
+        if request.mimetype == "multipart/form-data":
+            for name, value in request.form.items(multi=True):
+                if _has_nul(name) or _has_nul(value):
+                    return f"form.{name.replace(chr(0), '?')}"
+            for name, upload in request.files.items(multi=True):
+                if _has_nul(name) or _has_nul(upload.filename or ""):
+                    return "files"
+        elif request.is_json:
+            body = request.get_json(silent=True)
+            if _has_nul(body):
+                return "json"
+    return None
 

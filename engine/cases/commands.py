@@ -38,7 +38,7 @@ from engine.definitions.bundle import properties, role_of
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.store.db import utcnow
 from engine.definitions.store import DefinitionStore, LoadedDefinition
-from engine.errors import Conflict, InvalidCommand, NotFound
+from engine.errors import Conflict, InvalidCommand, NotFound, TaskClosed
 from engine.execution.expressions import ExpressionError
 from engine.definitions.forms import check_data, parse_form
 from engine.execution.functions import script_engine
@@ -385,7 +385,7 @@ class CaseService:
                 raise InvalidCommand(f"{command} on task {task_id} is for the {acting_role or row.role} role, "
                                      f"not {role}")
             if row.state not in lifecycle.OPEN_STATES:
-                raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
+                raise TaskClosed(f"task {task_id} is {row.state}; nothing more can be done with it")
             run = self._load(session, row.case_id, clock, tasks)
             run.role = role
             status_before = run.case.status

@@ -412,6 +412,7 @@ class AuditCheckpoint(Base):
     or deleted by someone with database access but not the key no longer matches (docs/audit.md)."""
 
     __tablename__ = "audit_checkpoints"
+    __table_args__ = (sa.UniqueConstraint("seq", name="uq_audit_checkpoints_seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -423,6 +424,8 @@ class AuditCheckpoint(Base):
     heads: Mapped[list] = mapped_column(JSON)
     # Each checkpoint signs the one before it, so removing one from the middle shows.
     prev_signature: Mapped[str | None] = mapped_column(sa.String(64))
+    # Its number in the checkpoints' own chain (1, 2, 3 …), signed since migration 0011.
+    seq: Mapped[int | None] = mapped_column(sa.Integer)
     signature: Mapped[str] = mapped_column(sa.String(64))
 
 
