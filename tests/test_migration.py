@@ -431,3 +431,24 @@ def test_http_dry_run_run_and_revert(v1, clock):
     back = api.call("post", path + "/revert", "admin", {"case_id": walk.id})
     assert back.status_code == 200 and back.json["to"]["version"] == 1
     assert api.call("post", "/definitions/other/migrations/revert", "admin", {"case_id": walk.id}).status_code == 404
+
+
+def test_a_new_timer_expression_that_fails_on_the_case_is_refused_at_run_and_nothing_changes(v1, clock):
+    walk = dispatched(v1, clock)
+    with v1.readers() as s:
+        before = (s.get(Case, walk.id).state, s.get(Case, walk.id).revision)
+    timers = _pending_index(v1, walk.id)
+    deploy(v1, variant((re.escape(DEADLINE), DEADLINE.replace(">handling_due<", ">add_days(no_such_field, 1)<"))),
+           clock)
+    plan = v1.migrations.plan("grid_matter", 1, 2, clock=clock)
+    assert verdict_of(plan, walk.id).migratable     # the dry run reads states; it does not evaluate
+    run = v1.migrations.run("grid_matter", 1, 2, actor="admin", clock=clock, plan=plan)
+    verdict = verdict_of(run, walk.id)
+    assert verdict.outcome == "refused" and codes(run, walk.id) == ["timer_changed"]
+    assert "new expression fails" in verdict.reasons[0].en
+    with v1.readers() as s:
+        assert (s.get(Case, walk.id).state, s.get(Case, walk.id).revision) == before
+        assert s.scalar(sa.select(sa.func.count()).select_from(CaseMigration)) == 0
+    assert _pending_index(v1, walk.id) == timers and v1.queries.history(walk.id)[-1].command != "migrated"
+    walk.sign()   # the case goes on under version 1, its cached instance untouched by the failed move
+    assert v1.audit.replay(walk.id).equal

@@ -1,12 +1,15 @@
 """Moving one case's workflow instance to the new version, in memory: the step the `migrated` command runs
 and the audit replay runs again.
 
-SpiffWorkflow's `migrate_workflow` swaps each task's spec for its aligned one and resets every ready or
-waiting task, so their predicted futures are redrawn from the new version. A reset also clears what the
-task holds: its data and internal data (a timer's due time among it). The engine keeps those: open tasks
-keep their ids, data and states, waiting timers their due times — except a timer whose expression
-changed, which is evaluated again from the new version with a clock standing at the time it was armed
-(a three-day limit shortened to two counts from the same start). Finished steps of removed elements that
+SpiffWorkflow's `migrate_workflow` swaps each task's spec for its aligned one and resets the tasks of a
+state mask (by default ready and waiting), so their predicted futures are redrawn from the new version. A
+reset also clears what the task holds — its data and internal data — and re-evaluates a waiting timer at
+once, by the migration's clock: a due time lost, a new expression failing inside SpiffWorkflow, or a
+shortened deadline firing during the move. So only ready tasks are reset (their data put back after);
+waiting events keep their state and due time, their predicted children follow the new version when
+they fire (SpiffWorkflow syncs children to the spec's outputs then), and a timer whose expression changed
+is evaluated again here from the new version with a clock standing at the time it was armed (a three-day
+limit shortened to two counts from the same start). Finished steps of removed elements that
 lead nowhere are taken off the tree, since the new version could not load them.
 """
 from __future__ import annotations
@@ -26,7 +29,8 @@ from engine.execution.functions import script_engine
 from engine.migration import align as A
 from engine.migration.verdicts import FINISHED, Reason, reason
 
-RESET = TaskState.READY | TaskState.WAITING
+RESET = TaskState.READY
+KEPT = TaskState.READY | TaskState.WAITING
 
 
 class MoveRefused(EngineError):
@@ -55,11 +59,11 @@ def move(workflow, alignment: A.Alignment, armed: dict[str, datetime]) -> Moved:
     target = alignment.target
     to = target.info.version
     moved = Moved()
-    kept = {t.id: (t.state, t.data, t.internal_data) for t in workflow.get_tasks(state=RESET, skip_subprocesses=True)}
-    live_names = {t.id: t.task_spec.name for t in workflow.get_tasks(state=RESET, skip_subprocesses=True)}
+    kept = {t.id: (t.state, t.data, t.internal_data) for t in workflow.get_tasks(state=KEPT, skip_subprocesses=True)}
+    live_names = {t.id: t.task_spec.name for t in workflow.get_tasks(state=KEPT, skip_subprocesses=True)}
     diff = WorkflowDiff(workflow, alignment.spec_diff)
     try:
-        migrate_workflow(diff, workflow, target.spec)
+        migrate_workflow(diff, workflow, target.spec, reset_mask=RESET)
     except SpiffWorkflowException as exc:
         raise MoveRefused(reason("does_not_hold", None, to, str(exc).splitlines()[0])) from None
     for task_id, (state, data, internal) in kept.items():
