@@ -452,3 +452,26 @@ def test_a_new_timer_expression_that_fails_on_the_case_is_refused_at_run_and_not
     assert _pending_index(v1, walk.id) == timers and v1.queries.history(walk.id)[-1].command != "migrated"
     walk.sign()   # the case goes on under version 1, its cached instance untouched by the failed move
     assert v1.audit.replay(walk.id).equal
+
+
+SUBPROCESS = """<bpmn:subProcess id="sp" name="Sub">
+      <bpmn:startEvent id="s2"/><bpmn:userTask id="t1" name="{name}"/><bpmn:endEvent id="e2"/>
+      <bpmn:sequenceFlow id="g1" sourceRef="s2" targetRef="t1"/><bpmn:sequenceFlow id="g2" sourceRef="t1" targetRef="e2"/>
+    </bpmn:subProcess>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="sp"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="sp" targetRef="end"/>"""
+SUBPROCESS_LANES = """<bpmn:laneSet id="ls"><bpmn:lane id="l1" name="网格员 (grid_worker)">
+  <bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>sp</bpmn:flowNodeRef><bpmn:flowNodeRef>t1</bpmn:flowNodeRef>
+  <bpmn:flowNodeRef>end</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>"""
+
+
+def test_a_case_inside_a_subprocess_is_refused_in_plan_and_run(sqlite_engine, clock):
+    from tests.test_definitions import tiny
+    engine = sqlite_engine
+    for name in ("A", "B"):
+        engine.definitions.deploy({"s.bpmn": tiny(SUBPROCESS.format(name=name), "subby", SUBPROCESS_LANES)},
+                                  "admin", clock)
+    case_id = engine.cases.start("subby", {"title": "x"}, actor="w", role="grid_worker", clock=clock, version=1)
+    assert codes(engine.migrations.plan("subby", 1, 2, clock=clock), case_id) == ["subprocess"]
+    run = engine.migrations.run("subby", 1, 2, actor="admin", clock=clock)
+    assert verdict_of(run, case_id).outcome == "refused" and codes(run, case_id) == ["subprocess"]
