@@ -47,6 +47,8 @@ LANE_MOVED = variant(('(<bpmn:lane id="Lane_grid_agency".*?)<bpmn:flowNodeRef>ac
                       r"\1"),
                      ('(<bpmn:lane id="Lane_grid_worker"[^>]*>)', r"\1<bpmn:flowNodeRef>accept_report</bpmn:flowNodeRef>"))
 HANDLE_RENAMED = variant(*rename("handle", "handle_matter"))
+FOLLOW_UP_LONGER = variant(('<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"P7D"</bpmn:timeDuration>',
+                             '<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"P14D"</bpmn:timeDuration>'))
 PREPARE_REMOVED = variant(   # a script step every case passed through, right after the start
     ('<bpmn:scriptTask id="prepare_matter".*?</bpmn:scriptTask>', ""),
     ("<bpmn:flowNodeRef>prepare_matter</bpmn:flowNodeRef>", ""),
@@ -105,6 +107,12 @@ def filed(engine, clock):
     return Walk(engine, clock, version=1).do("verify_register", verified=True, within_authority=False)
 
 
+def closed(engine, clock):
+    """Closed, waiting for the resident's follow-up or the end of its window (an event-based gateway)."""
+    return dispatched(engine, clock).sign().do("handle", result="ok").do("check_result", passed=True) \
+        .do("close_case")
+
+
 # ---- verdicts: each reason --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, make, code, element, fine", [
@@ -114,6 +122,7 @@ def filed(engine, clock):
     (LANE_MOVED, filed, "element_changed", "accept_report", reported),
     (HANDLE_RENAMED, dispatched, "element_removed", "handle", reported),
     (FEEDBACK_REMOVED, dispatched, "element_removed", "feedback_from_unit_system", filed),
+    (FOLLOW_UP_LONGER, closed, "timer_changed", "gw_follow_up", dispatched),
     # every case passed it: there is no case to move
     (PREPARE_REMOVED, filed, "passed_element_removed", "prepare_matter", None),
 ])
