@@ -16,7 +16,7 @@ from api.http import metrics
 from api.http.auth import _KeyCache
 from api.http.context import EXTENSION, current_engine  # noqa: F401  (current_engine: for resources)
 from api.http.errors import ApiError
-from api.http.schemas import MAX_ID, ErrorSchema
+from api.http.schemas import FIELD_NAME_PATTERN, MAX_ID, ErrorSchema, FieldValues
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024  # 1 MiB: a matter, a form, a message; definitions ask for more
 # Bodies the API reads: JSON everywhere, files (BPMN/DMN, spreadsheets) on the upload endpoints.
@@ -26,6 +26,20 @@ ACCEPTED_BODIES = ("application/json", "multipart/form-data", "application/octet
 
 class GridFlowApi(Api):
     ERROR_SCHEMA = ErrorSchema  # documents the shape errors.py answers with
+
+
+class GridCodeConverter(BaseConverter):
+    """A grid code in a path (12-digit division, type letter, 3-digit sequence: rules/grid_codes.py). Other
+    text does not match the rule, so `/registry/grids/merge` is its own resource, not a grid."""
+
+    regex = r"[0-9]{12}[A-Z][0-9]{3}"
+
+
+def _field_values_property(self, field, **kwargs) -> dict:
+    if isinstance(field, FieldValues):
+        from engine.cases.commands import MAX_PAYLOAD_KEYS
+        return {"propertyNames": {"pattern": FIELD_NAME_PATTERN}, "maxProperties": MAX_PAYLOAD_KEYS}
+    return {}
 
 
 class IdConverter(BaseConverter):
@@ -57,7 +71,9 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
         JSON_SORT_KEYS=False,
         API_SPEC_OPTIONS={
             "info": {"description": "The workflow engine under the grid-based social governance platform "
-                                    "(网格化服务管理). Authenticate with `Authorization: Bearer <JWT or API key>`."},
+                                    "(网格化服务管理). Authenticate with `Authorization: Bearer <JWT or API key>`. "
+                                    "No text anywhere in a request (path, query, form, JSON) may hold a NUL "
+                                    "character (U+0000): such a request is refused with 422."},
             "security": [{"bearerAuth": []}],
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                               "bearerFormat": "JWT or gfk_ API key"}}},
@@ -67,6 +83,7 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
     app.json.ensure_ascii = False  # Chinese stays readable in responses
     app.json.sort_keys = False
     app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["grid"] = GridCodeConverter
     app.url_map.strict_slashes = False
 
     if engine is None:
@@ -76,6 +93,8 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
 
     api = GridFlowApi(app)
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+    api.register_converter(GridCodeConverter, lambda _: {"type": "string", "pattern": f"^{GridCodeConverter.regex}$"})
+    api.ma_plugin.converter.add_attribute_function(_field_values_property)
     from api.http.resources import BLUEPRINTS
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)

@@ -107,6 +107,10 @@ def register(app: Flask) -> None:
         if response.status_code >= 500 and claim.recorded:
             return response   # committed, answer failed: a retry answers from the case
         if response.status_code in _NOT_KEPT and not claim.recorded:
+            if response.status_code == 409:   # a twin with the same key may have committed meanwhile
+                winner = current_engine().idempotency.lookup(claim.principal, claim.key, claim.fingerprint)
+                if winner is not None and winner.body is not None:
+                    return _stored(winner)
             return response   # nothing committed: a retry runs the request
         headers = {k: v for k, v in response.headers.items() if k in ("Location",)}
         winner = current_engine().idempotency.finish_pending(

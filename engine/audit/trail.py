@@ -139,7 +139,7 @@ def read_witness(key_file=None) -> Witness | None:
         return Witness(int(data["checkpoint_id"]), int(data["seq"]), str(data["signature"]))
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         raise AuditKeyError(f"{witness_path(key_file)} is not a checkpoint witness; restore it from a copy "
                             "(`gridflow audit checkpoint` printed each one)") from None
 
@@ -231,7 +231,12 @@ class AuditService:
                                   signature=_sign(key, now, heads, prev_signature, seq))
             session.add(row)
         # After the commit: a witness of a checkpoint that was never stored would accuse the database wrongly.
-        _write_witness(key_file, Witness(row.id, row.seq, row.signature))
+        witness = Witness(row.id, row.seq, row.signature)
+        try:
+            _write_witness(key_file, witness)
+        except OSError as exc:
+            raise AuditKeyError(f"checkpoint {row.id} was signed and stored, but its witness could not be written "
+                                f"beside the key ({exc.strerror or exc}); file it elsewhere: {witness}") from None
         return row
 
     def checkpoints(self, limit: int = 20) -> list[AuditCheckpoint]:

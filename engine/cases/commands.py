@@ -159,6 +159,7 @@ class CaseService:
                         sub_category=_str_or_none(data.get("sub_category")), urgency=_str_or_none(data.get("urgency")),
                         state="", state_hash="", last_seq=0,
                         last_event_hash=history.GENESIS, pending_timers={}, created_at=now, updated_at=now)
+            _check_lengths(case)
             session.add(case)
             run = _Run(case, loaded, workflow, clock, [], role=role)
             run.status_moves.append([None, initial, "report" if initial == "reported" else initial, key])
@@ -640,6 +641,15 @@ def _check_payload(data) -> None:
     bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("_")]
     if bad:
         raise InvalidCommand(f"field names must be identifiers not starting with '_': {bad[:5]}")
+
+
+def _check_lengths(case: Case) -> None:
+    """The matter's fields the case row keeps must fit their columns (PostgreSQL refuses longer text; SQLite
+    would keep it)."""
+    for name in ("title", "grid_code", "category", "sub_category", "urgency"):
+        value, limit = getattr(case, name), Case.__table__.c[name].type.length
+        if value is not None and len(value) > limit:
+            raise InvalidCommand(f"data.{name} is {len(value):,} characters; the limit is {limit}")
 
 
 def _str_or_none(value) -> str | None:
