@@ -16,9 +16,11 @@ from api.http.resources import tasks
 # (statistics: its resource module here)
 
 # (instance migration: its resource module here)
+from api.http.resources import migrations
 
 BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, definitions.blp, registry.blp,
               catalog.blp, docs.blp, audit.blp, matter_lists.blp]
 # (statistics: BLUEPRINTS += [...])
 
 # (instance migration: BLUEPRINTS += [...])
+BLUEPRINTS += [migrations.blp]
