@@ -17,6 +17,7 @@ from engine.delivery.outbox import Outbox
 from engine.delivery.webhooks import Webhooks
 from engine.registry.matter_lists import MatterListStore
 from engine.registry.store import RegistryStore
+from engine.statistics.service import Statistics
 from engine.store.db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
 from engine.store.schema import upgrade
 
@@ -50,6 +51,8 @@ class Engine:
         self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url,
                                   engine_factory=type(self))
         # (statistics)
+        self.statistics = Statistics(self.readers, self.queries)
+        self.cases.projections.append(self.statistics.record)
 
         # (console accounts)
 
