@@ -1,7 +1,7 @@
 """`gridflow`: the command line for administrators and operators. Every error is one readable line.
 
 One module per command group; `common` holds what they share (the engine from `--db`, JSON and date
-options, errors as one line). This package only assembles them, so no command module imports another.
+options, errors as one line). This package only assembles them; no command module imports it back.
 """
 from __future__ import annotations
 
