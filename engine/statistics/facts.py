@@ -24,6 +24,8 @@ FILING_LIMIT_WORKING_HOURS = 8
 # Signing for a task without a sub-category the time-limit table knows.
 DEFAULT_SIGN_FOR_HOURS = 2
 SPAN_KINDS = ("overdue", "suspended")
+# Processes whose cases are not grid matters (a county's matter-list change is the county's own paperwork).
+NOT_COUNTED = frozenset({"matter_list_change"})
 
 
 def working_hours_between(calendar, start: datetime, end: datetime) -> float | None:
@@ -100,6 +102,8 @@ class _Facts:
 
 def record(session, run, event) -> None:
     """Write the facts of one command (called by the command path after its history event)."""
+    if run.loaded.lifecycle.NAME in NOT_COUNTED:
+        return
     f = _Facts(session, run, event)
     case = f.case
     command, payload = event.command, event.payload or {}
@@ -164,10 +168,12 @@ def _status_move(f: _Facts, before: str, target: str, trigger: str) -> None:
     case = f.case
     if before == "suspended":
         f.close_span("suspended")
-        f.add("resumed")
-        if target == "overdue":
-            f.open_overdue(f.now)
-        return
+        if trigger == "resume":
+            f.add("resumed")
+            if target == "overdue":
+                f.open_overdue(f.now)
+            return
+        # Otherwise the matter moves on from suspension (the unit reports back): that move counts below.
     if target == "registered":
         hours = f.hours(case.created_at, f.now)
         f.add("filed", on_time=hours is not None and hours <= FILING_LIMIT_WORKING_HOURS, amount=hours,

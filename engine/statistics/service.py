@@ -137,10 +137,10 @@ class Statistics:
             spans = periods.split(period, start, end)
         except periods.PeriodError as exc:
             raise StatisticsError(str(exc)) from None
-        chosen = [BY_NAME[n] for n in figures] if figures else list(FIGURES)
         unknown = [n for n in (figures or []) if n not in BY_NAME]
         if unknown:
             raise StatisticsError(f"unknown figures {unknown}; known: {', '.join(BY_NAME)}")
+        chosen = [BY_NAME[n] for n in figures] if figures else list(FIGURES)
         scope = fact_scope(principal)
         where = [scope, *_filter_clauses(filters)]
         parts, names = self._parts(spans, group_by, where, as_of)
