@@ -233,10 +233,11 @@ def test_figures_of_a_past_period_are_the_same_after_later_history(deployed, mon
 
 def test_as_of_counts_only_what_had_happened_by_then(deployed, month):
     early = total(report(deployed, as_of=at("2026-11-02T09:35")))
-    # By 09:35 all ten were reported; only A..D were dispatched (each 30 minutes after its start; E is the
-    # worker's own, F's dispatch came at 09:35 itself).
+    # By 09:35 (inclusive) all ten were reported; only A, B, C, D and F were dispatched (each 30 minutes
+    # after its start, F's at 09:35 itself; E is the worker's own).
     assert early["reported"]["value"] == 10
-    assert early["timely_sign_rate"]["denominator"] == 4
+    assert early["timely_sign_rate"]["denominator"] == 5
+    assert total(report(deployed, as_of=at("2026-11-02T09:34:59")))["timely_sign_rate"]["denominator"] == 4
 
 
 def test_weeks_and_compare(deployed, month):

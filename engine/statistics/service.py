@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -182,7 +182,7 @@ class Statistics:
                 sa.func.sum(sa.case((F.n > 0, 1), else_=0)),
                 sa.func.sum(F.amount), sa.func.count(F.amount),
             ).select_from(F).outerjoin(dup, dup.c.case_id == F.case_id) \
-                .where(F.period_at >= first, F.period_at < last, F.at < as_of, *where) \
+                .where(F.period_at >= first, F.period_at < last, F.at <= as_of, *where) \
                 .group_by(F.kind, group, day, dup_day)
             for kind, g, d, dd, count, on_time, nonzero, amount, amount_n in session.execute(flows):
                 index = bisect.bisect_right(starts, _as_date(d)) - 1
@@ -195,7 +195,7 @@ class Statistics:
                 cell = found[(g, index)]
                 for name, number in zip(_FLOW_PARTS, (count, on_time, nonzero, amount or 0.0, amount_n)):
                     cell[(name, kind)] += number or 0
-            ends = [min(periods.utc_start(e), as_of) for _, _, e in spans]
+            ends = [_stock_moment(e, as_of) for _, _, e in spans]
             columns = []
             for moment in ends:
                 open_then = sa.and_(F.at < moment, sa.or_(F.until.is_(None), F.until >= moment))
@@ -243,7 +243,7 @@ class Statistics:
         with self._readers() as session:
             return sorted(r for r in session.scalars(
                 sa.select(F.rules).distinct().where(F.kind.in_(("dispatched", "signed", "filed")),
-                                                    F.period_at >= first, F.period_at < last, F.at < as_of,
+                                                    F.period_at >= first, F.period_at < last, F.at <= as_of,
                                                     F.rules.is_not(None), *where)))
 
     # -- drill-down ---------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ class Statistics:
         if as_of.tzinfo is None:
             raise StatisticsError("as_of needs a time zone")
         first, last = periods.utc_start(start), periods.utc_start(end)
-        stock_at = min(last, as_of)
+        stock_at = _stock_moment(end, as_of)
         dup = aliased(F)
         linked_before_end = sa.exists().where(dup.case_id == F.case_id, dup.kind == "duplicate", dup.at < last)
         conditions = []
@@ -281,7 +281,7 @@ class Statistics:
                 conditions.append(sa.and_(F.kind == kind, F.at < stock_at,
                                           sa.or_(F.until.is_(None), F.until >= stock_at)))
                 continue
-            clause = [F.kind == kind, F.period_at >= first, F.period_at < last, F.at < as_of]
+            clause = [F.kind == kind, F.period_at >= first, F.period_at < last, F.at <= as_of]
             if kind != "duplicate":
                 clause.append(sa.not_(linked_before_end))
             if kind_of_part == "on_time":
@@ -298,6 +298,12 @@ class Statistics:
         """The cases behind one number, a page at a time, as the case search shows them."""
         return self._queries.search_cases(principal, within=self.case_filter(principal, drill), page=page,
                                           per_page=per_page)
+
+
+def _stock_moment(end: date, as_of: datetime) -> datetime:
+    """When a period's stocks are taken: its end, or just after `as_of` when that comes first (what had
+    happened by `as_of`, inclusive, as for the flows)."""
+    return min(periods.utc_start(end), as_of + timedelta(microseconds=1))
 
 
 def _group_filter(group_by: str, value) -> dict:
