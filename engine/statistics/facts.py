@@ -14,7 +14,7 @@ from rules.calendar import UnknownYear
 from rules.time_limits import UnknownSubCategory
 
 from engine.definitions.bundle import properties
-from engine.store.models import StatFact
+from engine.store.models import CalendarVersion, StatFact
 
 # Statuses a handling round ends in for the clock: an overdue span ends here.
 _ENDS_CLOCK = ("closed", "cancelled", "not_filed", "self_resolved")
@@ -57,6 +57,7 @@ class _Facts:
         self.case = run.case
         self.now = event.clock_time
         self.deadlines = run.workflow.script_engine.deadlines
+        self.calendar_version, self._calendar = None, None
 
     def add(self, kind, *, at=None, period_at=None, unit=None, on_time=None, amount=None, n=0, due_at=None,
             rules=None):
@@ -70,13 +71,25 @@ class _Facts:
             on_time=on_time, amount=amount, n=n, due_at=due_at, rules=rules))
 
     def calendar(self):
-        try:
-            return self.deadlines.calendar()
-        except Exception:  # an engine built without calendars: no working-time verdicts
-            return None
+        """The calendar the command used; else the current one, looked up in the command's own transaction
+        (the store caches calendars by version: one small query, no second connection)."""
+        loaded = getattr(self.deadlines, "_calendar", None)
+        if loaded is not None:
+            return loaded
+        if self.calendar_version is None:
+            store = getattr(self.deadlines, "_calendars", None)
+            if store is None:
+                return None    # an engine built without calendars: no working-time verdicts
+            with self.session.no_autoflush:
+                self.calendar_version = self.session.scalar(sa.select(sa.func.max(CalendarVersion.id)))
+            if self.calendar_version is None:
+                return None
+            self._calendar = store.get(self.calendar_version)
+        return self._calendar
 
     def rules(self, *names) -> str:
-        used = {"calendar": self.deadlines.calendar_version, "time_limits": self.deadlines.time_limits_version}
+        used = {"calendar": self.deadlines.calendar_version or self.calendar_version,
+                "time_limits": self.deadlines.time_limits_version}
         return ";".join(f"{k}={used[k]}" for k in names if used.get(k) is not None) or None
 
     def hours(self, start, end):
@@ -157,7 +170,7 @@ def _signed(f: _Facts, row) -> None:
             due = limit.sign_for_deadline(dispatched, calendar) if limit is not None else \
                 calendar.add_working_hours(dispatched, DEFAULT_SIGN_FOR_HOURS)
             on_time = f.now <= due
-            rules = f"time_limits={table.version};calendar={f.deadlines.calendar_version}"
+            rules = f"time_limits={table.version};calendar={f.deadlines.calendar_version or f.calendar_version}"
         except UnknownYear:
             on_time = None
     # Counted in the period of its dispatch: the share of a period's dispatches signed for in time.
