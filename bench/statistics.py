@@ -14,7 +14,6 @@ alternately with the projection on and off on the same loaded database.
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import sys
 import time
@@ -38,7 +37,7 @@ GRIDS = [f"{t}{c:03d}U{g:03d}" for t in TOWNSHIPS for c in range(1, 6) for g in 
 UNITS = [f"unit_{u:02d}" for u in range(30)]
 CATEGORIES = ["民生事项服务", "安全隐患排查", "矛盾纠纷排查化解", "社会治安防控"]
 YEAR_START = datetime(2025, 12, 31, 16, 0, tzinfo=timezone.utc)   # 2026-01-01 00:00 Beijing time
-FACT_COLUMNS = ("case_id", "seq", "kind", "at", "period_at", "until", "grid_code", "unit", "worker", "category",
+FACT_COLUMNS = ("case_id", "seq", "kind", "at", "period_at", "day", "until", "grid_code", "unit", "worker", "category",
                 "sub_category", "process", "round", "on_time", "amount", "n", "due_at", "rules")
 CASE_COLUMNS = ("id", "definition_id", "process_key", "status", "grid_code", "unit", "title", "category", "state",
                 "state_hash", "last_seq", "last_event_hash", "pending_timers", "revision", "created_at",
@@ -46,6 +45,10 @@ CASE_COLUMNS = ("id", "definition_id", "process_key", "status", "grid_code", "un
 H = timedelta(hours=1)
 D = timedelta(days=1)
 RULES = "time_limits=2026.1;calendar=1"
+
+
+def _day(moment: datetime) -> int:
+    return (moment + timedelta(hours=8)).date().toordinal()
 
 
 def generate(n: int, first_id: int, definition_id: int, rng: random.Random):
@@ -64,7 +67,8 @@ def generate(n: int, first_id: int, definition_id: int, rng: random.Random):
 
         def fact(kind, at, period_at=None, until=None, on_time=None, amount=None, k=0, due=None, rules=None):
             seq[0] += 1
-            facts.append((cid, seq[0], kind, at, period_at or at, until, grid, unit, worker, category, None,
+            period_at = period_at or at
+            facts.append((cid, seq[0], kind, at, period_at, _day(period_at), until, grid, unit, worker, category, None,
                           "grid_matter:1", rnd, on_time, amount, k, due, rules))
 
         fact("reported", t0)
@@ -113,7 +117,7 @@ def generate(n: int, first_id: int, definition_id: int, rng: random.Random):
                             if suspended < now:
                                 span_end = suspended
                                 seq[0] += 1
-                                facts.append((cid, seq[0], "overdue", due, due, span_end, grid, unit, worker,
+                                facts.append((cid, seq[0], "overdue", due, due, _day(due), span_end, grid, unit, worker,
                                               category, None, "grid_matter:1", rnd, None, None, 0, None, None))
                                 fact("suspended", suspended)
                                 status = "suspended"
@@ -121,7 +125,7 @@ def generate(n: int, first_id: int, definition_id: int, rng: random.Random):
                         feedback = fed if fed is not None and fed < now else None
                         closed = feedback + D if feedback is not None and feedback + D < now else None
                         seq[0] += 1
-                        facts.append((cid, seq[0], "overdue", due, due, closed, grid, unit, worker, category, None,
+                        facts.append((cid, seq[0], "overdue", due, due, _day(due), closed, grid, unit, worker, category, None,
                                       "grid_matter:1", rnd, None, None, 0, None, None))
                     else:
                         feedback = dispatched + timedelta(hours=2 + rng.random() * 50)

@@ -34,8 +34,8 @@ def matter(grid=G1):
 class Case(Walk):
     """A case with its own clock, starting Monday 2026-11-02 09:00 Beijing time plus `minute`."""
 
-    def __init__(self, engine, minute, grid=G1):
-        super().__init__(engine, FixedClock(at("2026-11-02T09:00") + timedelta(minutes=minute)), matter(grid))
+    def __init__(self, engine, minute, grid=G1, start="2026-11-02T09:00"):
+        super().__init__(engine, FixedClock(at(start) + timedelta(minutes=minute)), matter(grid))
 
     def to(self, text):
         self.clock.set(at(text))
@@ -292,3 +292,34 @@ def test_docs_define_every_figure():
     for figure in FIGURES:
         assert f"`{figure.name}`" in text, figure.name
     assert set(BY_NAME) == {f.name for f in FIGURES}
+
+
+def _link_duplicate(engine, case, master, when):
+    """Link `case` to `master` as a duplicate, as a command with its history event. Uses the lifecycle's
+    `link_duplicate` when the engine has it, else the same command name through the generic case-command
+    path (what the statistics projection keys on is the command and the time)."""
+    case.to(when)
+    link = getattr(engine.cases, "link_duplicate", None)
+    if link is not None:
+        link(case.id, master.id, actor="agency", role="grid_agency", clock=case.clock)
+        return
+    engine.cases._case_command(case.id, "link_duplicate", {"master": master.id}, "agency", "grid_agency",
+                               case.clock, lambda run, session: setattr(run.case, "duplicate_of", master.id))
+
+
+def test_duplicates_never_count_as_cases_in_a_period_they_were_linked_in(deployed, month):
+    early = Case(deployed, 20)                       # reported 11-02, linked 11-03: out of November
+    _link_duplicate(deployed, early, month["A"], "2026-11-03T10:00")
+    late = Case(deployed, 0, start="2026-11-30T10:00")   # reported 11-30, linked 12-02: November stands
+    _link_duplicate(deployed, late, month["B"], "2026-12-02T10:00")
+    november = total(report(deployed, as_of=at("2026-12-05T00:00")))
+    assert numbers(november, "reported") == (11, 11, None)       # the ten, and the one linked later
+    assert numbers(november, "duplicates") == (1, 1, None)
+    ids = {c.id for c in deployed.statistics.cases(AUDITOR, november["reported"]["drill"]["numerator"],
+                                                  per_page=200).items}
+    assert early.id not in ids and late.id in ids
+    december = total(report(deployed, start=DEC, end=JAN, as_of=at("2026-12-05T00:00")), "2026-12")
+    assert numbers(december, "duplicates") == (1, 1, None)
+    # Before the link was made, November counted the early one too: as of 11-02 evening, the ten and
+    # the early one (the late one was not yet reported).
+    assert total(report(deployed, as_of=at("2026-11-02T20:00")))["reported"]["value"] == 11

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from rules.calendar import UnknownYear
+from rules.calendar import BEIJING, UnknownYear
 from rules.time_limits import UnknownSubCategory
 
 from engine.definitions.bundle import properties
@@ -31,7 +31,6 @@ NOT_COUNTED = frozenset({"matter_list_change"})
 def working_hours_between(calendar, start: datetime, end: datetime) -> float | None:
     """Working time between two moments, in hours, by the calendar's working days and hours; None when the
     calendar does not know a year in between."""
-    from rules.calendar import BEIJING
     if end <= start:
         return 0.0
     try:
@@ -63,8 +62,10 @@ class _Facts:
             rules=None):
         case = self.case
         at = at or self.now
+        period_at = period_at or at
         self.session.add(StatFact(
-            case_id=case.id, seq=self.event.seq, kind=kind, at=at, period_at=period_at or at,
+            case_id=case.id, seq=self.event.seq, kind=kind, at=at, period_at=period_at,
+            day=period_at.astimezone(BEIJING).date().toordinal(),
             grid_code=case.grid_code, unit=unit if unit is not None else case.unit, worker=case.stat_worker,
             category=case.category, sub_category=case.sub_category,
             process=f"{case.process_key}:{self.run.loaded.info.version}", round=case.stat_round,

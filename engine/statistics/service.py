@@ -79,10 +79,11 @@ def _filter_clauses(filters: dict) -> list:
     return where
 
 
-def _local_day(column, dialect: str):
-    if dialect == "postgresql":
-        return sa.func.date(sa.func.timezone("Asia/Shanghai", column))
-    return sa.func.date(column, "+8 hours")
+def _as_utc(value) -> datetime:
+    """An aggregate of a time column (SQLite hands it back as text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def _as_date(value) -> date | None:
@@ -166,35 +167,36 @@ class Statistics:
 
     def _parts(self, spans, group_by, where, as_of) -> dict:
         """{(group, period index): {part: number}} over all periods."""
-        first, last = periods.utc_start(spans[0][1]), periods.utc_start(spans[-1][2])
         starts = [s for _, s, _ in spans]
         group = _group_column(group_by)
         found: dict = defaultdict(lambda: defaultdict(float))
         with self._readers() as session:
             dialect = session.get_bind().dialect.name
-            dup = sa.select(F.case_id, sa.func.min(F.at).label("dup_at")).where(F.kind == "duplicate") \
-                .group_by(F.case_id).subquery()
-            day = _local_day(F.period_at, dialect)
-            dup_day = _local_day(dup.c.dup_at, dialect)
-            flows = sa.select(
-                F.kind, group.label("g"), day.label("day"), dup_day.label("dup_day"), sa.func.count(),
-                sa.func.sum(sa.case((F.on_time.is_(True), 1), else_=0)),
-                sa.func.sum(sa.case((F.n > 0, 1), else_=0)),
-                sa.func.sum(F.amount), sa.func.count(F.amount),
-            ).select_from(F).outerjoin(dup, dup.c.case_id == F.case_id) \
-                .where(F.period_at >= first, F.period_at < last, F.at <= as_of, *where) \
-                .group_by(F.kind, group, day, dup_day)
-            for kind, g, d, dd, count, on_time, nonzero, amount, amount_n in session.execute(flows):
-                index = bisect.bisect_right(starts, _as_date(d)) - 1
-                if index < 0:
-                    continue
-                dd = _as_date(dd)
-                # A report linked as a duplicate before a period ended never counts in it.
-                if kind != "duplicate" and dd is not None and dd < spans[index][2]:
+            d0, d1 = spans[0][1].toordinal(), spans[-1][2].toordinal()
+            measures = (sa.func.count(), sa.func.sum(sa.case((F.on_time.is_(True), 1), else_=0)),
+                        sa.func.sum(sa.case((F.n > 0, 1), else_=0)), sa.func.sum(F.amount), sa.func.count(F.amount))
+            in_range = (F.day >= d0, F.day < d1, F.at <= as_of, *where)
+            flows = sa.select(F.kind, group.label("g"), F.day, *measures).where(*in_range) \
+                .group_by(F.kind, group, F.day)
+            for kind, g, d, *numbers in session.execute(flows):
+                index = bisect.bisect_right(starts, date.fromordinal(d)) - 1
+                cell = found[(g, index)]
+                for name, number in zip(_FLOW_PARTS, numbers):
+                    cell[(name, kind)] += number or 0
+            # A report linked as a duplicate before a period ended never counts in it: its facts are taken
+            # out again (few rows: the duplicates' own, found through the partial index on links).
+            dup = sa.select(F.case_id, sa.func.min(F.at).label("dup_at")) \
+                .where(F.kind == "duplicate", F.at <= as_of).group_by(F.case_id).subquery()
+            of_duplicates = sa.select(F.kind, group.label("g"), F.day, dup.c.dup_at, *measures) \
+                .join(dup, dup.c.case_id == F.case_id).where(F.kind != "duplicate", *in_range) \
+                .group_by(F.kind, group, F.day, dup.c.dup_at)
+            for kind, g, d, linked, *numbers in session.execute(of_duplicates):
+                index = bisect.bisect_right(starts, date.fromordinal(d)) - 1
+                if _as_utc(linked) >= periods.utc_start(spans[index][2]):
                     continue
                 cell = found[(g, index)]
-                for name, number in zip(_FLOW_PARTS, (count, on_time, nonzero, amount or 0.0, amount_n)):
-                    cell[(name, kind)] += number or 0
+                for name, number in zip(_FLOW_PARTS, numbers):
+                    cell[(name, kind)] -= number or 0
             ends = [_stock_moment(e, as_of) for _, _, e in spans]
             columns = []
             for moment in ends:
@@ -239,11 +241,11 @@ class Statistics:
         return {"periods": [{"key": k, "start": s, "end": e} for k, s, e in spans], "rows": rows}
 
     def _rules_used(self, spans, where, as_of) -> list[str]:
-        first, last = periods.utc_start(spans[0][1]), periods.utc_start(spans[-1][2])
         with self._readers() as session:
             return sorted(r for r in session.scalars(
                 sa.select(F.rules).distinct().where(F.kind.in_(("dispatched", "signed", "filed")),
-                                                    F.period_at >= first, F.period_at < last, F.at <= as_of,
+                                                    F.day >= spans[0][1].toordinal(),
+                                                    F.day < spans[-1][2].toordinal(), F.at <= as_of,
                                                     F.rules.is_not(None), *where)))
 
     # -- drill-down ---------------------------------------------------------------------------------
@@ -271,17 +273,18 @@ class Statistics:
                 raise StatisticsError(f"as_of is an ISO time, not {as_of!r}") from None
         if as_of.tzinfo is None:
             raise StatisticsError("as_of needs a time zone")
-        first, last = periods.utc_start(start), periods.utc_start(end)
+        last = periods.utc_start(end)
         stock_at = _stock_moment(end, as_of)
         dup = aliased(F)
-        linked_before_end = sa.exists().where(dup.case_id == F.case_id, dup.kind == "duplicate", dup.at < last)
+        linked_before_end = sa.exists().where(dup.case_id == F.case_id, dup.kind == "duplicate", dup.at < last,
+                                              dup.at <= as_of)
         conditions = []
         for kind_of_part, kind in (figure.numerator if part == "numerator" else figure.denominator):
             if kind_of_part in ("stock", "stock_days"):
                 conditions.append(sa.and_(F.kind == kind, F.at < stock_at,
                                           sa.or_(F.until.is_(None), F.until >= stock_at)))
                 continue
-            clause = [F.kind == kind, F.period_at >= first, F.period_at < last, F.at <= as_of]
+            clause = [F.kind == kind, F.day >= start.toordinal(), F.day < end.toordinal(), F.at <= as_of]
             if kind != "duplicate":
                 clause.append(sa.not_(linked_before_end))
             if kind_of_part == "on_time":

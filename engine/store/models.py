@@ -474,12 +474,14 @@ class StatFact(Base):
 
     __tablename__ = "stat_facts"
     __table_args__ = (
-        sa.Index("ix_stat_facts_period", "period_at", "kind"),
-        sa.Index("ix_stat_facts_grid", "grid_code", "period_at"),
-        sa.Index("ix_stat_facts_unit", "unit", "period_at"),
-        # Open and closed spans by their start: the stock figures at a period's end.
-        sa.Index("ix_stat_facts_spans", "kind", "at", postgresql_where=sa.text("kind IN ('overdue', 'suspended')"),
-                 sqlite_where=sa.text("kind IN ('overdue', 'suspended')")),
+        # The flows of a range of days, county-wide or for one grid or unit.
+        sa.Index("ix_stat_facts_day", "day", "kind"),
+        sa.Index("ix_stat_facts_grid", "grid_code", "day"),
+        sa.Index("ix_stat_facts_unit", "unit", "day"),
+        # Spans by their start (the stocks at a period's end) and duplicate links: few rows of the table.
+        sa.Index("ix_stat_facts_spans", "kind", "at",
+                 postgresql_where=sa.text("kind IN ('overdue', 'suspended', 'duplicate')"),
+                 sqlite_where=sa.text("kind IN ('overdue', 'suspended', 'duplicate')")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -488,6 +490,7 @@ class StatFact(Base):
     kind: Mapped[str] = mapped_column(sa.String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime)          # when it happened (a span: when it began)
     period_at: Mapped[datetime] = mapped_column(UTCDateTime)   # the moment that decides its period
+    day: Mapped[int]                      # that moment's Beijing-time date, as date.toordinal()
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a span's end; NULL while open
     grid_code: Mapped[str | None] = mapped_column(sa.String(40))
     unit: Mapped[str | None] = mapped_column(sa.String(100))

@@ -13,7 +13,7 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-SPANS = "kind IN ('overdue', 'suspended')"
+SPANS = "kind IN ('overdue', 'suspended', 'duplicate')"
 
 
 def upgrade() -> None:
@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("at", engine.store.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("period_at", engine.store.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
         sa.Column("until", engine.store.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("grid_code", sa.String(length=40), nullable=True),
         sa.Column("unit", sa.String(length=100), nullable=True),
@@ -51,9 +52,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_stat_facts_case_id", "stat_facts", ["case_id"])
-    op.create_index("ix_stat_facts_period", "stat_facts", ["period_at", "kind"])
-    op.create_index("ix_stat_facts_grid", "stat_facts", ["grid_code", "period_at"])
-    op.create_index("ix_stat_facts_unit", "stat_facts", ["unit", "period_at"])
+    op.create_index("ix_stat_facts_day", "stat_facts", ["day", "kind"])
+    op.create_index("ix_stat_facts_grid", "stat_facts", ["grid_code", "day"])
+    op.create_index("ix_stat_facts_unit", "stat_facts", ["unit", "day"])
     op.create_index("ix_stat_facts_spans", "stat_facts", ["kind", "at"], postgresql_where=sa.text(SPANS),
                     sqlite_where=sa.text(SPANS))
 
