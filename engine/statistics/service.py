@@ -29,6 +29,9 @@ _REGION_DIGITS = {"county": 6, "township": 9, "community": 12}
 NONE = "-"
 FILTERS = ("area", "grid", "unit", "worker", "category", "sub_category", "process")
 _FLOW_PARTS = ("count", "on_time", "nonzero", "amount", "amount_n")
+# As literals, the very terms of the partial indexes (SQLite uses one only for a literal it can match).
+_IS_SPAN = sa.text("stat_facts.kind IN ('overdue', 'suspended')")
+_IS_DUPLICATE = sa.text("stat_facts.kind = 'duplicate'")
 
 
 class StatisticsError(EngineError):
@@ -186,9 +189,9 @@ class Statistics:
             # A report linked as a duplicate before a period ended never counts in it: its facts are taken
             # out again (few rows: the duplicates' own, found through the partial index on links).
             dup = sa.select(F.case_id, sa.func.min(F.at).label("dup_at")) \
-                .where(F.kind == "duplicate", F.at <= as_of).group_by(F.case_id).subquery()
+                .where(_IS_DUPLICATE, F.at <= as_of).group_by(F.case_id).subquery()
             of_duplicates = sa.select(F.kind, group.label("g"), F.day, dup.c.dup_at, *measures) \
-                .join(dup, dup.c.case_id == F.case_id).where(F.kind != "duplicate", *in_range) \
+                .select_from(dup).join(F, F.case_id == dup.c.case_id).where(F.kind != "duplicate", *in_range) \
                 .group_by(F.kind, group, F.day, dup.c.dup_at)
             for kind, g, d, linked, *numbers in session.execute(of_duplicates):
                 index = bisect.bisect_right(starts, date.fromordinal(d)) - 1
@@ -204,7 +207,7 @@ class Statistics:
                 columns.append(sa.func.sum(sa.case((open_then, 1), else_=0)))
                 columns.append(sa.func.sum(sa.case((open_then, _seconds_since(moment, F.at, dialect)), else_=0)))
             stocks = sa.select(F.kind, group.label("g"), *columns) \
-                .where(F.kind.in_(facts.SPAN_KINDS), F.at < max(ends), sa.or_(F.until.is_(None), F.until >= min(ends)),
+                .where(_IS_SPAN, F.at < max(ends), sa.or_(F.until.is_(None), F.until >= min(ends)),
                        *where).group_by(F.kind, group)
             for kind, g, *sums in session.execute(stocks):
                 for index in range(len(spans)):

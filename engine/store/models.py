@@ -479,9 +479,11 @@ class StatFact(Base):
         sa.Index("ix_stat_facts_grid", "grid_code", "day"),
         sa.Index("ix_stat_facts_unit", "unit", "day"),
         # Spans by their start (the stocks at a period's end) and duplicate links: few rows of the table.
-        sa.Index("ix_stat_facts_spans", "kind", "at",
-                 postgresql_where=sa.text("kind IN ('overdue', 'suspended', 'duplicate')"),
-                 sqlite_where=sa.text("kind IN ('overdue', 'suspended', 'duplicate')")),
+        # Queries name these kinds as literals, as here, so SQLite can use the partial indexes.
+        sa.Index("ix_stat_facts_spans", "kind", "at", postgresql_where=sa.text("kind IN ('overdue', 'suspended')"),
+                 sqlite_where=sa.text("kind IN ('overdue', 'suspended')")),
+        sa.Index("ix_stat_facts_duplicates", "case_id", "at", postgresql_where=sa.text("kind = 'duplicate'"),
+                 sqlite_where=sa.text("kind = 'duplicate'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

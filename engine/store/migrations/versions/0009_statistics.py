@@ -13,7 +13,8 @@ down_revision = '0008'
 branch_labels = None
 depends_on = None
 
-SPANS = "kind IN ('overdue', 'suspended', 'duplicate')"
+SPANS = "kind IN ('overdue', 'suspended')"
+DUPLICATES = "kind = 'duplicate'"
 
 
 def upgrade() -> None:
@@ -57,6 +58,8 @@ def upgrade() -> None:
     op.create_index("ix_stat_facts_unit", "stat_facts", ["unit", "day"])
     op.create_index("ix_stat_facts_spans", "stat_facts", ["kind", "at"], postgresql_where=sa.text(SPANS),
                     sqlite_where=sa.text(SPANS))
+    op.create_index("ix_stat_facts_duplicates", "stat_facts", ["case_id", "at"],
+                    postgresql_where=sa.text(DUPLICATES), sqlite_where=sa.text(DUPLICATES))
 
 
 def downgrade() -> None:
