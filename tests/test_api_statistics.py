@@ -108,3 +108,11 @@ def test_definitions_and_gauges(api):
     assert any(f["name"] == "closed_on_time_rate" and f["zh"] == "按期结案率" for f in defs["figures"])
     metrics = api.call("get", "/metrics", "platform").get_data(as_text=True)
     assert "gridflow_statistics_closed_on_time_rate" in metrics and "gridflow_statistics_reported" in metrics
+
+
+def test_far_dates_are_refused_not_failed(api):
+    for path in ("/statistics?start=0001-01-01&end=0002-01-01&period=year",
+                 "/statistics?start=2026-01-01&end=9999-01-01&period=year",
+                 "/cases?figure=reported&period_start=0001-01-01&period_end=0001-02-01"):
+        got = api.call("get", path, "auditor")
+        assert got.status_code == 422, (path, got.json)

@@ -8,6 +8,7 @@ from rules.calendar import BEIJING
 
 PERIODS = ("day", "week", "month", "quarter", "year")
 MAX_PERIODS = 400
+FIRST_YEAR, LAST_YEAR = 1950, 2200
 
 
 class PeriodError(ValueError):
@@ -51,12 +52,18 @@ def key_of(kind: str, start: date) -> str:
     return str(start.year)
 
 
+def check(first: date, last: date) -> None:
+    if not (FIRST_YEAR <= first.year and last.year <= LAST_YEAR):
+        raise PeriodError(f"dates from {FIRST_YEAR} to {LAST_YEAR} only, not {first} .. {last}")
+    if last <= first:
+        raise PeriodError(f"the range ends ({last}) before it starts ({first})")
+
+
 def split(kind: str, first: date, last: date) -> list[tuple[str, date, date]]:
     """The periods of `kind` covering the days first..last-1 (last exclusive): [(key, start, end)]."""
     if kind not in PERIODS:
         raise PeriodError(f"unknown period {kind!r}; one of {', '.join(PERIODS)}")
-    if last <= first:
-        raise PeriodError(f"the range ends ({last}) before it starts ({first})")
+    check(first, last)
     found = []
     start = period_start(kind, first)
     while start < last:

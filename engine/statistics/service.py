@@ -267,6 +267,10 @@ class Statistics:
             raise StatisticsError("a drill-down names its period: period_start and period_end (dates)") from None
         if start is None or end is None or end <= start:
             raise StatisticsError("period_end must come after period_start")
+        try:
+            periods.check(start, end)
+        except periods.PeriodError as exc:
+            raise StatisticsError(str(exc)) from None
         as_of = drill.get("as_of") or SYSTEM_CLOCK.now()
         if isinstance(as_of, str):
             try:
