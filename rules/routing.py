@@ -155,6 +155,15 @@ class RoutingTable:
                                  "rules": rules})
 
 
+CITY_TABLE = Path(__file__).parent / "data" / "city" / _PACKAGED
+
+
+def load_city_routing(sub_categories: Iterable[str] | None = None) -> RoutingTable:
+    """The sample city's own table (新乡市, data/city/: its routing rows and the city's departments and units):
+    a matter escalated to the city is dispatched from it, since a county's table stops below the city."""
+    return load_routing(CITY_TABLE, sub_categories)
+
+
 def load_units(path: str | Path | None = None) -> dict[str, Unit]:
     """The unit list at `path`, or the one shipped in `rules/data`; RoutingTableError lists every problem."""
     name, raw = read_csv(path, _UNITS)

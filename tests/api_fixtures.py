@@ -12,7 +12,7 @@ from engine.access.scopes import Principal
 
 from engine.clock import FixedClock
 
-from .conftest import T0, grid_matter_upload
+from .conftest import T0, grid_matter_upload, registered
 
 JWT_KEY = "test-signing-key-0123456789abcdef0123456789"
 GRID = "410702001001U001"
@@ -58,6 +58,7 @@ class Api:
         returns the case id and its `handle` task id."""
         started = self.call("post", "/cases", "worker",
                             {"process_key": "grid_matter", "data": {"title": "路灯损坏", "category": "民生事项服务",
+                                                                    "sub_category": "road_lighting",
                                                                     "reporter": REPORTER, **data}})
         assert started.status_code == 201, started.json
         case_id = started.json["id"]
@@ -72,6 +73,7 @@ class Api:
 
 def make_api(engine, clock=None) -> Api:
     clock = clock or FixedClock(T0)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     app = create_app(engine, {"GRIDFLOW_JWT_KEY": JWT_KEY, "GRIDFLOW_CLOCK": clock})
     return Api(app.test_client(), engine)

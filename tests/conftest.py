@@ -71,7 +71,29 @@ def grid_matter_upload() -> dict[str, bytes]:
     return {"grid_matter.bpmn": (PROCESSES / "grid_matter.bpmn").read_bytes()}
 
 
+# Units the tests dispatch to besides the sample's (rules/data/units.csv), registered like any other.
+TEST_UNITS = ("路灯所", "市场监管所", "红旗区城市照明管理所", "自选单位", "生态环境分局", "U", "U2", "A", "B", "C")
+
+
+def register_test_units(engine) -> None:
+    from engine.store.models import UnitRow
+    with engine.sessions() as session, session.begin():
+        for code in TEST_UNITS:
+            if session.get(UnitRow, code) is None:
+                session.add(UnitRow(code=code, name=code, kind="service_unit",
+                                    levels=["community", "township", "county", "city"]))
+
+
+def registered(engine, clock) -> None:
+    """The sample registry and the tests' own units: reports name grids in force, dispatches name
+    registered units."""
+    engine.registry.load_sample("admin", clock=clock)
+    register_test_units(engine)
+
+
 @pytest.fixture
 def deployed(engine, clock):
+    """The grid matter definition deployed, on the sample registry."""
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     return engine

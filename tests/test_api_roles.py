@@ -63,8 +63,11 @@ TABLE = [
           | {"agency_other": 404, "agency_other_county": 404}, {"card": "normal"}),
     *_row("post", f"/cases/{C}/messages", _only({"platform": 422}, 403), {"name": "resident_follow_up"}),
     *_row("post", "/messages", _only({"platform": 422}, 403), {"case_id": 1, "name": "resident_follow_up"}),
-    *_row("post", "/cases", _only({"worker": 201, "worker_other": 201, "platform": 201}, 403),
+    # No grid named: a worker's own grid is taken; the platform names one (a third grid of the sample registry).
+    *_row("post", "/cases", _only({"worker": 201, "worker_other": 201, "platform": None}, 403),
           {"process_key": "grid_matter"}),
+    *_row("post", "/cases", {**{who: None for who in ALL}, "platform": 201},
+          {"process_key": "grid_matter", "data": {"grid_code": "410702001001U003"}}),
     *_row("get", "/metrics", _only({"admin": 200, "auditor": 200, "platform": 200}, 403)),
     *_row("get", "/health", _only({}, 200)),
 ]

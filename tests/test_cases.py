@@ -6,9 +6,9 @@ import pytest
 
 from engine.errors import InvalidCommand, NotFound
 from engine.store.models import Case, HistoryEvent
-from tests.conftest import grid_matter_upload
+from tests.conftest import grid_matter_upload, registered
 
-MATTER = {"title": "路灯损坏", "grid_code": "410702001001U001", "category": "民生事项服务"}
+MATTER = {"title": "路灯损坏", "grid_code": "410702001001U001", "category": "民生事项服务", "sub_category": "road_lighting"}
 
 
 def working_days_after(engine, moment, days):
@@ -249,6 +249,7 @@ def test_a_failing_engine_step_leaves_the_case_as_it_was(engine, clock):
     """A command that fails mid-way (here: a runtime expression error after the task ran) applies nothing."""
     xml = grid_matter_upload()["grid_matter.bpmn"].replace(
         b"dispatch_round = dispatch_round + 1", b"dispatch_round = dispatch_round + 1 / 0")
+    registered(engine, clock)
     engine.definitions.deploy({"grid_matter.bpmn": xml}, "admin", clock)
     walk = Walk(engine, clock)
     walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
@@ -272,6 +273,7 @@ def test_an_unlawful_move_at_run_time_is_refused_and_applies_nothing(engine, clo
     assert xml.count('tFormalExpression">returned</bpmn:conditionExpression>') == 1
     xml = xml.replace('tFormalExpression">returned</bpmn:conditionExpression>',
                       'tFormalExpression">not returned</bpmn:conditionExpression>')
+    registered(engine, clock)
     engine.definitions.deploy({"grid_matter.bpmn": xml.encode()}, "admin", clock)
     walk = Walk(engine, clock).dispatched().sign().do("handle", result="done")  # wrongly routed back
     task = walk.task("dispatch")
@@ -360,7 +362,7 @@ def test_the_agency_may_name_the_unit_itself(deployed, clock):
 
 
 def test_a_matter_that_cannot_be_routed_says_why(deployed, clock):
-    walk = Walk(deployed, clock, data={**MATTER, "sub_category": None})
+    walk = Walk(deployed, clock, data={**MATTER, "sub_category": "rental_housing"})   # admissible, not routed
     walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
     task = walk.task("dispatch")
     with pytest.raises(InvalidCommand, match="no unit to route to"):

@@ -33,8 +33,10 @@ def test_deploy_list_start_complete_show(tmp_path):
     assert "unchanged" in gridflow(tmp_path, "deploy", str(PROCESSES / "grid_matter.bpmn")).stdout
     listing = gridflow(tmp_path, "definitions").stdout
     assert "grid_matter" in listing and "admin" in listing
+    gridflow(tmp_path, "registry", "sample")   # a report names a grid in force
     started = gridflow(tmp_path, "case", "start", "grid_matter", "--data",
-                       json.dumps({"title": "井盖缺失", "grid_code": "410702001001U001"})).stdout
+                       json.dumps({"title": "井盖缺失", "grid_code": "410702001001U001",
+                                   "sub_category": "manhole_cover_missing"})).stdout
     assert "case 1" in started and "verify_register" in started
     tasks = gridflow(tmp_path, "tasks", "--role", "grid_worker").stdout
     assert "verify_register" in tasks
@@ -55,7 +57,8 @@ def test_deploy_list_start_complete_show(tmp_path):
 ])
 def test_bad_input_gives_one_clear_line_and_no_traceback(tmp_path, args, message):
     gridflow(tmp_path, "deploy", str(PROCESSES / "grid_matter.bpmn"))
-    gridflow(tmp_path, "case", "start", "grid_matter", "--data", '{"title": "t", "grid_code": "g"}')
+    gridflow(tmp_path, "registry", "sample")
+    gridflow(tmp_path, "case", "start", "grid_matter", "--data", '{"title": "t", "grid_code": "410702001001U001"}')
     result = gridflow(tmp_path, *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr

@@ -5,7 +5,7 @@ import multiprocessing as mp
 import pytest
 
 from engine.cases.history import verify_chain
-from tests.conftest import T0, grid_matter_upload
+from tests.conftest import T0, grid_matter_upload, registered
 
 WORKERS = 6
 ROUNDS = 16  # a race is probabilistic: each worker contends for several fresh cases in turn
@@ -54,7 +54,7 @@ def _race(url, task_ids, action):
 
 
 def _prepare(engine, clock, action):
-    case_id = engine.cases.start("grid_matter", {"title": "t", "grid_code": "g"}, actor="w", role="grid_worker",
+    case_id = engine.cases.start("grid_matter", {"title": "t", "grid_code": "410702001001U001", "sub_category": "road_lighting"}, actor="w", role="grid_worker",
                                  clock=clock)
     if action == "sign":
         steps = [({"verified": True, "within_authority": False}, "grid_worker"),
@@ -73,6 +73,7 @@ def test_parallel_commands_on_one_case_one_wins(pg_url, action, clock):
     from engine.service import Engine
 
     engine = Engine(pg_url)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     cases = dict(_prepare(engine, clock, action) for _ in range(ROUNDS))
 

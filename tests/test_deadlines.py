@@ -198,7 +198,7 @@ def test_without_handling_days_the_time_limit_table_sets_the_deadline(deployed):
 
 
 def test_a_kind_of_matter_the_table_does_not_know_needs_explicit_days(deployed, clock):
-    walk = Walk(deployed, clock)
+    walk = Walk(deployed, clock, data={**MATTER, "sub_category": "rental_housing"})   # admissible, no time limit
     walk.do("verify_register", verified=True, within_authority=False).do("accept_report", decision="file")
     task = walk.task("dispatch")
     with pytest.raises(InvalidCommand, match="sub-categor"):

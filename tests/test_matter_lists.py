@@ -12,7 +12,7 @@ from engine.clock import FixedClock
 from engine.errors import InvalidCommand
 from engine.cases.history import verify_chain
 from engine.store.models import Filing, HistoryEvent
-from tests.conftest import PROCESSES, T0
+from tests.conftest import PROCESSES, T0, registered
 
 COUNTY = "410702"
 GRID = "410702001001U001"
@@ -23,6 +23,14 @@ OFF_LIST = "heating_failure"
 
 @pytest.fixture
 def lists(engine, clock):
+    registered(engine, clock)
+    # A grid in a second county, which has filed no matter list.
+    engine.registry.import_csv("divisions", "code,name,level,parent_code,supervision_phone\n"
+                               "410703,卫滨区,county,410700,\n410703001,中同街道,township,410703,\n"
+                               "410703001001,中同社区,community,410703001,\n".encode(), "admin", clock=clock)
+    engine.registry.import_csv("grids", "code,name,grid_type,households,community_code,boundary,effective_from\n"
+                               f"{OTHER_COUNTY_GRID},中同社区第一网格,U,400,410703001001,中同街以北,2026-01-01\n"
+                               .encode(), "admin", clock=clock)
     engine.definitions.deploy({f: (PROCESSES / f).read_bytes() for f in ("grid_matter.bpmn",
                                                                            "matter_list_change.bpmn")},
                               "admin", clock)
@@ -254,6 +262,7 @@ def test_the_command_line_files_the_sample_list_and_a_worker_refuses(tmp_path):
     shown = gridflow(tmp_path, "lists", "show", "410702", "--date", "2026-11-27").stdout
     assert "heating_failure" in shown and "temporary" in shown and "wage_arrears" not in shown
     gridflow(tmp_path, "deploy", str(PROCESSES / "grid_matter.bpmn"))
+    gridflow(tmp_path, "registry", "sample")
     refused = gridflow(tmp_path, "case", "start", "grid_matter", "--role", "platform", "--data",
                        '{"title": "欠薪", "grid_code": "410702001001U001", "sub_category": "wage_arrears"}',
                        check=False)

@@ -12,7 +12,7 @@ import pytest
 
 from engine.cases.history import verify_chain
 from engine.store.models import HistoryEvent
-from tests.conftest import PROCESSES, T0, grid_matter_upload
+from tests.conftest import PROCESSES, T0, grid_matter_upload, registered
 from tests.test_cases import Walk, working_days_after
 
 
@@ -87,6 +87,7 @@ def test_a_timer_that_fails_when_it_fires_is_marked_and_the_sweep_goes_on(engine
     xml = grid_matter_upload()["grid_matter.bpmn"].replace(b'name="status" value="overdue"',
                                                            b'name="status" value="dispatched"')
     xml = xml.replace(b'name="status" value="suspended"', b'name="status" value="overdue"')
+    registered(engine, clock)
     engine.definitions.deploy({"grid_matter.bpmn": xml}, "admin", clock)
     bad = Walk(engine, clock).dispatched(days=1).sign()
     clock.set(clock.now() + timedelta(days=4))
@@ -124,6 +125,7 @@ def test_two_worker_processes_fire_each_timer_exactly_once(db, request, tmp_path
 
     url = request.getfixturevalue("pg_url") if db == "postgresql" else f"sqlite:///{tmp_path / 'w.db'}"
     engine = Engine(url)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     case_ids = _many_due(engine, clock, 60)
     at = clock.now() + timedelta(days=4)
@@ -155,6 +157,7 @@ def test_gridflow_worker_catches_up_at_start_and_stops_on_sigterm(tmp_path):
     url = f"sqlite:///{tmp_path / 'svc.db'}"
     engine = Engine(url)
     clock = FixedClock(T0)  # weeks before today's real time: every deadline below is long past
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     case_ids = _many_due(engine, clock, 3)
     env = {**os.environ, "GRIDFLOW_DATABASE_URL": url}

@@ -27,7 +27,7 @@ from engine.errors import Conflict, InvalidCommand
 from engine.store.models import Case, HumanTask, OutboxEvent, WebhookDelivery
 from engine.service import Engine
 from engine.delivery.webhooks import DeliverySettings, Webhooks, body_of, sign, task_of, verify
-from tests.conftest import PROCESSES, T0, grid_matter_upload
+from tests.conftest import PROCESSES, T0, grid_matter_upload, registered
 from tests.test_cases import MATTER, Walk
 
 SECRET = "s3cret-for-the-platform-0123"
@@ -185,6 +185,7 @@ class _MeddlingClock(FixedClock):
 
 def test_a_command_that_loses_a_conflict_enqueues_nothing(pg_url, clock):
     engine = Engine(pg_url)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     walk = Walk(engine, clock).dispatched(days=2)
     before = [e.id for e in outbox(engine)]
@@ -305,6 +306,7 @@ def test_receiver_down_then_up_delivers_everything_after_retries(deployed, clock
 
 
 def test_after_max_attempts_a_delivery_is_dead_until_revived(engine, clock, receiver):
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     hooks = Webhooks(engine.sessions, engine.readers, DeliverySettings(max_attempts=2, backoff_base=1, backoff_cap=1))
     hooks.subscribe(receiver.url, SECRET, ["case.status_changed"], by="admin")
@@ -327,6 +329,7 @@ def test_after_max_attempts_a_delivery_is_dead_until_revived(engine, clock, rece
 
 
 def test_a_receiver_that_does_not_answer_in_time_is_a_failure_to_retry(engine, clock, receiver):
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     hooks = Webhooks(engine.sessions, engine.readers, DeliverySettings(read_timeout=0.3))
     hooks.subscribe(receiver.url, SECRET, by="admin")
@@ -432,6 +435,7 @@ def test_two_delivery_processes_deliver_each_event_once_in_order_per_case(db, re
     url = request.getfixturevalue("pg_url") if db == "postgresql" else f"sqlite:///{tmp_path / 'd.db'}"
     engine = Engine(url)
     clock = FixedClock(T0)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     engine.webhooks.subscribe(receiver.url, SECRET, by="admin")
     cases = [Walk(engine, clock).dispatched(days=2).id for _ in range(12)]
@@ -461,6 +465,7 @@ def test_cli_add_list_status_deliver_retry_remove(tmp_path, receiver):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     engine = Engine(url)
     clock = FixedClock(T0)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     runner = CliRunner()
 
@@ -500,6 +505,7 @@ def test_gridflow_webhooks_deliver_runs_until_sigterm(tmp_path, receiver):
     url = f"sqlite:///{tmp_path / 'svc.db'}"
     engine = Engine(url)
     clock = FixedClock(T0)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     engine.webhooks.subscribe(receiver.url, SECRET, by="admin")
     env = {**os.environ, "GRIDFLOW_DATABASE_URL": url}
@@ -524,6 +530,7 @@ def test_the_timer_worker_emits_warnings_and_delivers(tmp_path, receiver):
 
     engine = Engine(f"sqlite:///{tmp_path / 'w.db'}")
     clock = FixedClock(T0)  # weeks before today's real time: the deadline below is long past
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     engine.webhooks.subscribe(receiver.url, SECRET, ["case.overdue", "task.overdue"], by="admin")
     Walk(engine, clock).dispatched(days=1)
@@ -540,6 +547,7 @@ def test_worker_once_sweeps_then_emits_warnings_and_delivers(tmp_path, receiver)
     url = f"sqlite:///{tmp_path / 'once.db'}"
     engine = Engine(url)
     clock = FixedClock(T0)
+    registered(engine, clock)
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     runner = CliRunner()
     assert runner.invoke(main, ["--db", url, "webhooks", "add", receiver.url, "--secret", SECRET,

@@ -118,6 +118,7 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cases = []
     echo("\n1. Self-handled: a grid worker clears a blocked fire escape the same day")
     m = Matter(engine, clock, cast, {"title": "楼道堆放杂物堵塞消防通道", "grid_code": GRID, "category": "安全隐患排查",
+                               "sub_category": "fire_hazard",
                                "reporter": {"name": "李秀英", "phone": "13800000001"}})
     m.do("verify_register", verified=True, within_authority=True)
     m.do("self_handle", hours=3, resolved=True, result="已督促住户清理杂物，通道恢复畅通")
@@ -138,7 +139,8 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     cases.append(m)
 
     echo("3. Returned by the first unit (退单) and re-dispatched to the responsible one")
-    m = Matter(engine, clock, cast, {"title": "临街餐馆油烟直排扰民", "grid_code": GRID, "category": "矛盾纠纷排查化解"})
+    m = Matter(engine, clock, cast, {"title": "临街餐馆油烟直排扰民", "grid_code": GRID, "category": "矛盾纠纷排查化解",
+                                     "sub_category": "environmental_sanitation"})
     m.do("verify_register", verified=True, within_authority=False)
     m.do("accept_report", decision="file")
     m.do("dispatch", unit="hq_chengguan", handling_days=3)

@@ -75,9 +75,19 @@ def from_http(exc: HTTPException) -> ApiError:
 def from_engine(exc: EngineError) -> ApiError:
     for cls, status, code, zh in _ENGINE:
         if isinstance(exc, cls):
-            return ApiError(status, code, zh, str(exc))
+            return ApiError(status, code, _zh_of(exc, zh), str(exc))
     # Other engine errors (registry, calendar, ...) are refusals of the input as it stands.
-    return ApiError(422, getattr(exc, "code", "engine_error"), "请求未被接受", str(exc))
+    return ApiError(422, getattr(exc, "code", "engine_error"), _zh_of(exc, "请求未被接受"), str(exc))
+
+
+def _zh_of(exc: EngineError, generic: str) -> str:
+    """The Chinese message carries the same detail as the English one: the engine's own Chinese text when it
+    has one, else the generic sentence followed by the detail."""
+    own = getattr(exc, "zh", None)
+    if own:
+        return own
+    detail = str(exc)
+    return f"{generic}：{detail}" if detail else generic
 
 
 def register(app: Flask) -> None:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, Callable] = {
     "start": lambda s, e, p, c: s.start(p["key"], p["data"], actor=e.actor, role=e.role, version=p["version"],
                                         clock=c),
     "complete": lambda s, e, p, c: s.complete_task(p["task_id"], p["data"], actor=e.actor, role=e.role, clock=c),
+    "progress": lambda s, e, p, c: s.complete_task(p["task_id"], p["data"], actor=e.actor, role=e.role, clock=c),
     "sign_for": lambda s, e, p, c: s.sign_for(p["task_id"], actor=e.actor, role=e.role, clock=c),
     "return": lambda s, e, p, c: s.return_task(p["task_id"], p["reason"], actor=e.actor, role=e.role, clock=c),
     "refuse": lambda s, e, p, c: s.refuse_task(p["task_id"], p["reason"], actor=e.actor, role=e.role, clock=c),
@@ -198,6 +199,7 @@ class _ReplayCases(CaseService):
     def __init__(self, loaded, versions: RuleVersions, case_id: int, task_ids: list[int]):
         super().__init__(None, _PinnedDefinition(loaded), None)
         self._matter_lists = _RecordedMatterLists(self)
+        self._registry = None   # the recorded command passed the registry checks
         self.versions, self.case_id = versions, case_id
         self.unit = _Unit()
         self.task_ids = list(task_ids)

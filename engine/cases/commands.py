@@ -32,13 +32,14 @@ from rules.negative_list import OnNegativeList, check_admissible
 from rules.time_limits import UnknownSubCategory
 
 from engine.cases import history
+from engine.cases.intake import MAX_ASSISTING_UNITS, RegistryChecks
 from engine.delivery import outbox
 from engine.deadlines import timers
 from engine.definitions.bundle import properties, role_of
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.store.db import utcnow
 from engine.definitions.store import DefinitionStore, LoadedDefinition
-from engine.errors import Conflict, InvalidCommand, NotFound
+from engine.errors import Conflict, InvalidCommand, NotFound, unknown_year
 from engine.execution.expressions import ExpressionError
 from engine.definitions.forms import check_data, parse_form
 from engine.execution.functions import script_engine
@@ -46,6 +47,7 @@ from engine.store.models import Case, HistoryEvent, HumanTask
 from engine.execution.spiff import SERIALIZER, event_definitions
 
 MAX_PAYLOAD_KEYS = 200
+KEPT_WHEN_OMITTED = frozenset({"sub_category"})
 MAX_EXTENSION_DAYS = 10  # domain.md §4: an extension is at most 10 working days
 SUPERVISION_CARDS = ("normal", "yellow", "red")
 
@@ -86,8 +88,20 @@ class _Run:
             raise InvalidCommand(f"{exc} (at {element})") from None
         if target in statuses.REASON_REQUIRED and not str(data.get("reason") or "").strip():
             raise InvalidCommand(f"moving the case to {target} at {element} needs a reason")
+        if target == "registered" and statuses.NAME == "grid_matter":
+            self.classify(data.get("sub_category"), element)
         self.status_moves.append([current, target, trigger, element])
         self.case.status = target
+
+    def classify(self, kind, element: str) -> None:
+        """A grid matter is classified by the time it is registered (核实登记 may set or correct the
+        sub-category); the §14 negative list and the §13 catalog are checked on the kind it ends up with."""
+        if kind is None or not str(kind).strip():
+            raise InvalidCommand(f"a matter is registered with its sub-category (at {element}): give sub_category "
+                                 "when reporting or verifying it",
+                                 zh=f"事项登记时须确定事项小类（{element}）：请在上报或核实时填写 sub_category")
+        _check_intake({"sub_category": kind})
+        self.case.sub_category = str(kind)
 
     def move_task(self, row: HumanTask, action: str, **rules) -> None:
         before = row.state
@@ -134,6 +148,9 @@ class CaseService:
         # Read models kept in the command's transaction (the statistics facts): each is called as
         # `project(session, run, event_fields)` after the history event is written, and sees what it did.
         self.projections: list = []
+        # Intake and dispatch checked against the registry (grids in force, registered units); None in the
+        # audit replay, where the recorded command passed them.
+        self._registry = RegistryChecks()
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -147,6 +164,8 @@ class CaseService:
             info = self._definitions.find(key, version, session=session)
             loaded = self._definitions.load(info.id)
             initial = loaded.lifecycle.INITIAL
+            if self._registry is not None and loaded.lifecycle.NAME == "grid_matter":
+                self._registry.check_grid(session, data.get("grid_code"), now)
             if self._matter_lists is not None and loaded.lifecycle.NAME == "matter_list_change":
                 self._matter_lists.check_application(session, data, clock.now())
                 # The county is the area a list change concerns: carried as the case's and its tasks' grid
@@ -173,13 +192,21 @@ class CaseService:
 
     def complete_task(self, task_id: int, data: dict, *, actor: str, role: str,
                       clock: Clock = SYSTEM_CLOCK) -> None:
+        """Complete a task; `{"final": false}` on a form with a `final` field is staged feedback (阶段办结),
+        recorded as `progress`: the task stays open and the case where it is."""
         _check_payload(data)
+        staged = data.get("final") is False
 
         def apply(run: _Run, row: HumanTask, spiff_task):
-            fields = parse_form(properties(spiff_task.task_spec).get("form"))
+            props = properties(spiff_task.task_spec)
+            fields = parse_form(props.get("form"))
             problems = check_data(fields, data)
             if problems:
                 raise InvalidCommand(f"task {row.id} ({row.element_id}): " + "; ".join(problems))
+            if staged:
+                self._progress(run, row, spiff_task, data, actor)
+                return
+            self._check_dispatch(run, props, spiff_task, data)
             explanation = row.state == "explanation_required"
             run.move_task(row, "submit_explanation" if explanation else "complete",
                           sign_required=_sign_required(spiff_task))
@@ -189,10 +216,42 @@ class CaseService:
                 self._review(run, reviewed, bool(data.get("accepted")))
             # An optional field left out is None, so conditions may test it without failing on a
             # variable that does not exist.
-            spiff_task.set_data(**{**{f.name: None for f in fields if not f.required}, **data})
+            # The classification a verification leaves out stays as reported.
+            spiff_task.set_data(**{**{f.name: None for f in fields
+                                      if not f.required and not (f.name in KEPT_WHEN_OMITTED and f.name in spiff_task.data)},
+                                   **data})
             spiff_task.run()
 
-        self._task_command(task_id, "complete", {"data": data}, actor, role, clock, apply)
+        self._task_command(task_id, "progress" if staged else "complete", {"data": data}, actor, role, clock, apply)
+
+    @staticmethod
+    def _progress(run: _Run, row: HumanTask, spiff_task, data: dict, actor: str) -> None:
+        """Staged feedback: the unit reports how far it got; its task stays open, the status stays."""
+        if row.state == "explanation_required":
+            raise InvalidCommand(f"task {row.id} is a written explanation; it has no staged feedback",
+                                 zh=f"任务 {row.id} 为书面说明，不适用阶段反馈")
+        if row.state == "offered" and _sign_required(spiff_task):
+            raise InvalidCommand(f"task {row.id}: sign for the task (签收) before reporting progress",
+                                 zh=f"任务 {row.id}：请先签收再反馈阶段进展")
+        if row.state == "signed_for":
+            run.move_task(row, "start")
+        row.actor = actor
+        spiff_task.set_data(progress=[*(spiff_task.data.get("progress") or []), data])
+
+    def _check_dispatch(self, run: _Run, props: dict, spiff_task, data: dict) -> None:
+        """A dispatch names registered units (条例 §16), and an escalation stops at the city (条例 §17)."""
+        field = props.get("escalates_with")
+        level = _str_or_none(spiff_task.data.get(props["agency_level"])) if "agency_level" in props else None
+        if field and data.get(field) == "escalate" and level == LEVELS[-1]:
+            raise InvalidCommand(f"the {level} is the top level: a matter cannot be escalated above it (条例第十七条); "
+                                 "dispatch it to a city unit or do not file it",
+                                 zh="市级为最高层级，事项不能再向上报送（条例第十七条）：请派遣至市级单位或不予立案")
+        named = props.get("registered_units")
+        if named and self._registry is not None:
+            lead_field, _, assisting_field = (part.strip() for part in named.partition(","))
+            self._registry.check_units(object_session(run.case), data.get(lead_field),
+                                       data.get(assisting_field) if assisting_field else None,
+                                       int(props.get("max_assisting_units", MAX_ASSISTING_UNITS)))
 
     @staticmethod
     def _review(run: _Run, element_id: str, accepted: bool) -> None:
@@ -571,7 +630,7 @@ class CaseService:
         try:
             window_ends = limit.return_deadline(row.created_at, deadlines.calendar())
         except UnknownYear as exc:
-            raise InvalidCommand(str(exc)) from None
+            raise unknown_year(exc) from None
         deadlines.time_limits_version = table.version
         if run.clock.now() > window_ends:
             raise InvalidCommand(f"the return window ({limit.return_window_days} working days) ended "

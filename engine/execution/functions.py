@@ -8,10 +8,11 @@ from functools import lru_cache
 from rules.calendar import UnknownYear
 from rules.grid_codes import InvalidDivisionCode, InvalidGridCode
 from rules.levels import next_level
-from rules.routing import NoRoute, RoutingTable, load_routing
+from rules.routing import NoRoute, RoutingTable, load_city_routing, load_routing
 from rules.time_limits import TimeLimitTable, UnknownSubCategory, load_time_limits
 
 from engine.clock import Clock
+from engine.errors import unknown_year
 from engine.execution.expressions import ExpressionError, SafeScriptEngine
 
 MAX_OFFSET_DAYS = 3660
@@ -27,6 +28,12 @@ def time_limits() -> TimeLimitTable:
 def routing() -> RoutingTable:
     """The routing table shipped in rules/data, checked for ties and gaps against the time-limit table."""
     return load_routing(sub_categories=time_limits().sub_categories)
+
+
+@lru_cache(maxsize=1)
+def city_routing() -> RoutingTable:
+    """The sample city's routing table (rules/data/city), for matters escalated to the city level."""
+    return load_city_routing(sub_categories=time_limits().sub_categories)
 
 
 def _parse(moment: str) -> datetime:
@@ -90,7 +97,7 @@ class Deadlines:
         try:
             return compute(self.calendar()).isoformat()
         except UnknownYear as exc:
-            raise ExpressionError(str(exc)) from None
+            raise ExpressionError(str(unknown_year(exc))) from None
         except ValueError as exc:
             raise ExpressionError(str(exc)) from None
 
@@ -114,6 +121,13 @@ class Deadlines:
         """Routing is a whitelisted function rather than a DMN table: it needs area-prefix specificity,
         a fallback to higher levels and tie/gap checks when the table loads, none of which SpiffWorkflow's
         DMN offers (its UNIQUE policy does not even check uniqueness)."""
+        if str(level) == "city":
+            # The city dispatches from its own table; only the county table's version is recorded (the city
+            # table is shipped and fixed, so a replay finds the same one).
+            try:
+                return city_routing().route(str(sub_category), "city", str(grid_code))
+            except (NoRoute, InvalidGridCode, InvalidDivisionCode, ValueError) as exc:
+                raise ExpressionError(f"no unit to route to: {exc}") from None
         table = self.routing_table()
         try:
             found = table.route(str(sub_category), str(level), str(grid_code))

@@ -30,7 +30,7 @@ from rules.grid_codes import (
     household_warning,
 )
 from rules.levels import LEVELS
-from rules.routing import load_units
+from rules.routing import CITY_TABLE, load_units
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.errors import NotFound
@@ -189,8 +189,9 @@ class RegistryStore(RegistryImports, GridChanges, PublicNotices):
 
 
     def seed_units(self) -> int:
-        """Bring the units table in line with rules/data/units.csv; returns how many rows changed."""
-        units = load_units()
+        """Bring the units table in line with rules/data/units.csv and the sample city's units
+        (rules/data/city/units.csv); returns how many rows changed."""
+        units = {**load_units(), **load_units(CITY_TABLE.with_name("units.csv"))}
         changed = 0
         with self._sessions() as session, session.begin():
             for unit in units.values():
