@@ -28,7 +28,7 @@ def at(text: str) -> datetime:
 
 
 def matter(grid=G1):
-    return {"title": "路灯损坏", "grid_code": grid, "category": "民生事项服务"}
+    return {"title": "路灯损坏", "grid_code": grid, "category": "民生事项服务", "sub_category": "road_lighting"}
 
 
 class Case(Walk):
@@ -68,8 +68,8 @@ def month(deployed):
     09:30 is due Thursday 11-05 17:30."""
     e = deployed
     cases = {}
-    # A: signed at once, handled, passed, closed on time; resident satisfied. Unit UA only handles A.
-    cases["A"] = Case(e, 0).dispatched(unit="UA").sign().handled().checked().closed().follow_up(True)
+    # A: signed at once, handled, passed, closed on time; resident satisfied. Unit A only handles case A.
+    cases["A"] = Case(e, 0).dispatched(unit="A").sign().handled().checked().closed().follow_up(True)
     # B: dispatched and never signed for: the clock runs from dispatch anyway; overdue at the month's end.
     cases["B"] = Case(e, 1).dispatched().timers("2026-11-09T09:00")
     # C: an approved extension of 2 working days (due 11-09 17:30), handled on 11-06: on time.
@@ -90,7 +90,7 @@ def month(deployed):
     # G: returned by the first unit, dispatched again to another; open, not yet due, at the month's end.
     g = Case(e, 6).dispatched()
     g.give_back()
-    cases["G"] = g.do("dispatch", unit="另一单位", handling_days=25)   # due 12-07
+    cases["G"] = g.do("dispatch", unit="U2", handling_days=25)   # due 12-07
     # H: signed, overdue, explained in writing, and suspended (挂账) by the agency.
     h = Case(e, 7).dispatched().sign().timers("2026-11-06T09:00")
     cases["H"] = h.do("explain_overdue", explanation="需列入明年预算").do("review_explanation", accepted=True,
@@ -160,8 +160,8 @@ def test_each_figure_on_the_hand_built_month(deployed, month):
 
 def test_average_handling_time_counts_working_hours_from_dispatch(deployed, month):
     # A: dispatched 09:30 (three steps of 10 minutes after 09:00), signed, handled at 09:40: 10 minutes.
-    rep = report(deployed, group_by="unit", figures=["avg_handling_hours"], filters={"unit": "UA"})
-    [row] = [r for r in rep["rows"] if r["group"] == "UA"]
+    rep = report(deployed, group_by="unit", figures=["avg_handling_hours"], filters={"unit": "A"})
+    [row] = [r for r in rep["rows"] if r["group"] == "A"]
     assert numbers(row["figures"], "avg_handling_hours") == (round(10 / 60, 4), round(10 / 60, 4), 1)
 
 
@@ -195,7 +195,7 @@ def test_scope_per_role(deployed, month):
     township = Principal("街道", "grid_agency", level="township", area_code="410702002")
     assert {r["group"] for r in report(deployed, township)["rows"]} == {"410702002", "*"}
     assert total(report(deployed, township))["reported"]["value"] == 1
-    unit = Principal("UA", "responsible_unit", unit="UA")
+    unit = Principal("A", "responsible_unit", unit="A")
     mine = total(report(deployed, unit))
     assert mine["reported"]["value"] == 0                 # reports are no unit's figure
     assert numbers(mine, "closed_on_time_rate") == (1.0, 1, 1)   # A only
