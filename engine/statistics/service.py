@@ -148,7 +148,7 @@ class Statistics:
         chosen = [BY_NAME[n] for n in figures] if figures else list(FIGURES)
         scope = fact_scope(principal)
         where = [scope, *_filter_clauses(filters)]
-        parts, names, rules = self._parts(spans, group_by, where, as_of)
+        parts, names, rules = self._parts(spans, group_by, where, as_of, chosen)
         report = self._assemble(spans, parts, names, chosen, group_by, as_of, filters or {})
         report.update(period=period, start=spans[0][1], end=spans[-1][2], group_by=group_by,
                       as_of=as_of, filters={k: v for k, v in (filters or {}).items() if v not in (None, "")})
@@ -169,8 +169,12 @@ class Statistics:
         row = next((r for r in report["rows"] if r["group"] == "*"), None)
         return {name: (row["figures"][name]["value"] if row else None) for name in HEADLINE}
 
-    def _parts(self, spans, group_by, where, as_of) -> dict:
-        """{(group, period index): {part: number}} over all periods."""
+    def _parts(self, spans, group_by, where, as_of, chosen) -> tuple:
+        """{(group, period index): {part: number}} over all periods, for the parts the chosen figures
+        need; the region names; the rule versions the counted facts were judged by."""
+        wanted = {part for figure in chosen for part in figure.parts}
+        flow_kinds = sorted({kind for name, kind in wanted if name in _FLOW_PARTS} | _JUDGED_BY_RULES)
+        with_days = any(name == "stock_days" for name, _ in wanted)
         starts = [s for _, s, _ in spans]
         group = _group_column(group_by)
         found: dict = defaultdict(lambda: defaultdict(float))
@@ -185,7 +189,7 @@ class Statistics:
             bucket = _period_index(F.day, starts, dialect).label("p")
             measures = (sa.func.count(), sa.func.sum(sa.case((F.on_time.is_(True), 1), else_=0)),
                         sa.func.sum(sa.case((F.n > 0, 1), else_=0)), sa.func.sum(F.amount), sa.func.count(F.amount))
-            in_range = (F.day >= d0, F.day < d1, F.at <= as_of, *where)
+            in_range = (F.day >= d0, F.day < d1, F.kind.in_(flow_kinds), F.at <= as_of, *where)
             flows = sa.select(F.kind, group.label("g"), bucket, F.rules, *measures).where(*in_range) \
                 .group_by(F.kind, group, bucket, F.rules)
             for kind, g, index, rule, *numbers in session.execute(flows):
@@ -212,7 +216,11 @@ class Statistics:
             for moment in ends:
                 open_then = sa.and_(F.at < moment, sa.or_(F.until.is_(None), F.until >= moment))
                 columns.append(sa.func.sum(sa.case((open_then, 1), else_=0)))
-                columns.append(sa.func.sum(sa.case((open_then, _seconds_since(moment, F.at, dialect)), else_=0)))
+                columns.append(sa.func.sum(sa.case((open_then, _seconds_since(moment, F.at, dialect)), else_=0))
+                               if with_days else sa.literal(0))
+            if not any(name in ("stock", "stock_days") for name, _ in wanted):
+                names = _region_names(session, group_by, {g for g, _ in found})
+                return found, names, sorted(rules)
             stocks = sa.select(F.kind, group.label("g"), *columns) \
                 .where(_IS_SPAN, F.at < max(ends), sa.or_(F.until.is_(None), F.until >= min(ends)),
                        *where).group_by(F.kind, group)
