@@ -323,3 +323,29 @@ def test_duplicates_never_count_as_cases_in_a_period_they_were_linked_in(deploye
     # Before the link was made, November counted the early one too: as of 11-02 evening, the ten and
     # the early one (the late one was not yet reported).
     assert total(report(deployed, as_of=at("2026-11-02T20:00")))["reported"]["value"] == 11
+
+
+def test_the_command_line_prints_the_table_and_writes_the_files(deployed, month, tmp_path):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    runner = CliRunner()
+    base = ["--db", deployed.url, "stats", "figures", "--from", "2026-11-01", "--to", "2026-12-01",
+            "--as-of", "2026-12-05"]
+    table = runner.invoke(main, base + ["--figure", "closed_on_time_rate", "--figure", "reported"])
+    assert table.exit_code == 0, table.output
+    assert "66.7% (4/6)" in table.output and "stats-2026.12-1" in table.output
+    out = tmp_path / "nov.xlsx"
+    wrote = runner.invoke(main, base + ["--format", "xlsx", "--out", str(out)])
+    assert wrote.exit_code == 0, wrote.output
+    rows = list(load_workbook(out, read_only=True).worksheets[0].iter_rows(values_only=True))
+    cells = dict(zip(rows[0], next(r for r in rows[1:] if r[1] == "*")))
+    assert (cells["closed_on_time_rate.numerator"], cells["closed_on_time_rate.denominator"]) == (4, 6)
+    listed = runner.invoke(main, ["--db", deployed.url, "stats", "cases", "--figure", "overdue_open",
+                                  "--period-start", "2026-11-01", "--period-end", "2026-12-01",
+                                  "--as-of", "2026-12-05"])
+    assert listed.exit_code == 0 and listed.output.startswith("1 cases"), listed.output
+    bad = runner.invoke(main, ["--db", deployed.url, "stats", "figures", "--from", "2026-12-01", "--to",
+                               "2026-11-01"])
+    assert bad.exit_code == 1 and "error (invalid_statistics_request)" in bad.output
