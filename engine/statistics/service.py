@@ -6,6 +6,7 @@ for the flows of every day in the range, grouped by the chosen dimension, one fo
 at each period's end); the days are summed into periods here, since every part is additive."""
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 
@@ -192,7 +193,8 @@ class Statistics:
             in_range = (F.day >= d0, F.day < d1, F.kind.in_(flow_kinds), F.at <= as_of, *where)
             flows = sa.select(F.kind, group.label("g"), bucket, F.rules, *measures).where(*in_range) \
                 .group_by(F.kind, group, bucket, F.rules)
-            for kind, g, index, rule, *numbers in session.execute(flows):
+            for kind, g, bucket_value, rule, *numbers in session.execute(flows):
+                index = _index_of(bucket_value, starts, dialect)
                 if rule is not None and kind in _JUDGED_BY_RULES:
                     rules.add(rule)
                 cell = found[(g, index)]
@@ -205,7 +207,8 @@ class Statistics:
             of_duplicates = sa.select(F.kind, group.label("g"), bucket, dup.c.dup_at, *measures) \
                 .select_from(dup).join(F, F.case_id == dup.c.case_id).where(F.kind != "duplicate", *in_range) \
                 .group_by(F.kind, group, bucket, dup.c.dup_at)
-            for kind, g, index, linked, *numbers in session.execute(of_duplicates):
+            for kind, g, bucket_value, linked, *numbers in session.execute(of_duplicates):
+                index = _index_of(bucket_value, starts, dialect)
                 if _as_utc(linked) >= periods.utc_start(spans[index][2]):
                     continue
                 cell = found[(g, index)]
@@ -324,9 +327,15 @@ def _period_index(day_column, starts: list[date], dialect: str):
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY
         return sa.func.width_bucket(day_column, sa.literal(ordinals, ARRAY(sa.Integer))) - 1
-    if len(ordinals) == 1:
-        return sa.literal(0)
-    return sa.case(*[(day_column < o, i) for i, o in enumerate(ordinals[1:])], else_=len(ordinals) - 1)
+    # SQLite evaluates a CASE chain slowly; it groups by day (an integer) and `_index_of` maps days.
+    return day_column
+
+
+def _index_of(value, starts: list[date], dialect: str) -> int:
+    """The period index of a row's bucket column (a period index on PostgreSQL, a day elsewhere)."""
+    if dialect == "postgresql":
+        return value
+    return bisect.bisect_right(starts, date.fromordinal(value)) - 1
 
 
 def _stock_moment(end: date, as_of: datetime) -> datetime:
