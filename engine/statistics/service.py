@@ -1,9 +1,10 @@
 """`Statistics`: figures by region, unit, worker, category or process version, per day, week, month,
 quarter or year, within a principal's scope, each number with the filter that lists the cases behind it.
 
-Computed by SQL aggregation over `stat_facts` (indexed on the period moment, grid and unit): one query
-for the flows of every day in the range, grouped by the chosen dimension, one for the stocks (spans open
-at each period's end); the days are summed into periods here, since every part is additive."""
+Computed by SQL aggregation over `stat_facts` (indexed on the Beijing day, grid and unit): one query for
+the flows of the range grouped by kind, the chosen dimension and period, one small one taking out the
+facts of duplicates, one for the stocks (spans open at each period's end). Every part is additive, so
+groups add up to the total row."""
 from __future__ import annotations
 
 import bisect
