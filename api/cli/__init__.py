@@ -24,6 +24,7 @@ from api.cli import stats
 # (console accounts: its command module here)
 
 # (instance migration: its command module here)
+from api.cli import migration
 
 
 @click.group()
@@ -39,7 +40,7 @@ def main(ctx, db):
 
 
 for command in (
-    definitions.migrate, definitions.deploy, definitions.definitions,
+    definitions.db, definitions.deploy, definitions.definitions,
     cases.case, cases.tasks, cases.task, cases.message,
     deadlines.deadlines, deadlines.timers, deadlines.calendar, deadlines.worker,
     demo.demo, registry.registry, lists.lists, lists.catalog,
@@ -50,5 +51,6 @@ for command in (
     # (console accounts)
 
     # (instance migration)
+    migration.migrate,
 ):
     main.add_command(command)
