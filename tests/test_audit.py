@@ -132,8 +132,8 @@ def test_a_checkpoint_needs_its_key(deployed, clock, key, tmp_path):
 def test_every_demo_case_replays_equal(engine):
     run_demo(engine, PROCESSES, lambda *_: None)
     report = engine.audit.replay_all(processes=1)
-    ids = [c.id for c in engine.queries.cases()]   # the matter-list filing and the six matters
-    assert (report.cases, report.equal, report.results) == (7, 7, []) and len(ids) == 7
+    ids = [c.id for c in engine.queries.cases()]   # the matter-list filing, the seven matters and a duplicate
+    assert (report.cases, report.equal, report.results) == (9, 9, []) and len(ids) == 9
     assert all(engine.audit.replay(i).steps == len(engine.queries.history(i)) for i in ids)
 
 
@@ -178,7 +178,7 @@ def test_a_divergence_is_reported_with_both_sides(deployed, clock):
 
 
 def test_as_of_shows_the_case_as_it_was(deployed, clock):
-    walk = Walk(deployed, clock, data={"title": "路灯", "grid_code": "410702001001U001",
+    walk = Walk(deployed, clock, data={"title": "路灯", "grid_code": "410702001001U001", "sub_category": "road_lighting",
                                         "reporter": {"name": "李秀英", "phone": "13800000001"}}).dispatched()
     dispatched_at = clock.now()
     clock.advance(minutes=30)
@@ -193,7 +193,8 @@ def test_as_of_shows_the_case_as_it_was(deployed, clock):
 
 
 def test_the_dossier_is_escaped_and_complete(deployed, clock):
-    walk = Walk(deployed, clock, data={"title": "<script>alert(1)</script>", "grid_code": "410702001001U001"})
+    walk = Walk(deployed, clock, data={"title": "<script>alert(1)</script>", "grid_code": "410702001001U001",
+                                        "sub_category": "road_lighting"})
     walk.dispatched().give_back("不属本单位 <b>职责</b>")
     data = deployed.audit.dossier(walk.id, deployed.queries)
     assert data["chain"]["intact"] and data["replay"]["equal"]
@@ -212,11 +213,11 @@ def test_cli(tmp_path, monkeypatch):
     keyfile = tmp_path / "k" / "audit.key"
     assert runner.invoke(main, ["audit", "keygen", "--out", str(keyfile)]).exit_code == 0
     monkeypatch.setenv("GRIDFLOW_AUDIT_KEY_FILE", str(keyfile))
-    # Case 1 is the county's matter list filed by the demo; cases 2–7 are its matters (5: the overdue one).
-    assert "7 case heads signed" in runner.invoke(main, ["--db", db, "audit", "checkpoint"]).output
-    assert re.search(r"7 cases, \d+ events: intact", runner.invoke(main, ["--db", db, "audit", "verify"]).output)
+    # Case 1 is the county's matter list filed by the demo; cases 2–9 are its matters (5: the overdue one).
+    assert "9 case heads signed" in runner.invoke(main, ["--db", db, "audit", "checkpoint"]).output
+    assert re.search(r"9 cases, \d+ events: intact", runner.invoke(main, ["--db", db, "audit", "verify"]).output)
     out = runner.invoke(main, ["--db", db, "audit", "replay", "--all", "--processes", "1"])
-    assert "7 equal" in out.output and out.exit_code == 0
+    assert "9 equal" in out.output and out.exit_code == 0
     out = runner.invoke(main, ["--db", db, "audit", "as-of", "5", "2026-11-18T11:00"])
     assert "status in_progress" in out.output
     assert runner.invoke(main, ["--db", db, "audit", "dossier", "3", "--html", "d.html"]).exit_code == 0

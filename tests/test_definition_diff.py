@@ -50,8 +50,8 @@ def test_re_indenting_is_reformatted_and_nothing_else():
 
 
 def test_a_form_is_compared_field_by_field():
-    after = GRID_MATTER.replace('value="verified:bool, within_authority:bool, reason?:str"',
-                                'value="verified:bool, reason:str, photo?:str"')
+    after = GRID_MATTER.replace('value="verified:bool, within_authority:bool, reason?:str, sub_category?:str"',
+                                'value="verified:bool, reason:str, photo?:str, sub_category?:str"')
     diff = one_file(GRID_MATTER, after)
     assert diff.change == "changed"
     verify = element(diff, "verify_register")

@@ -18,6 +18,8 @@ FINAL_STATUS = {
     "小区供水管道漏水": "closed",                    # overdue, explained in writing, closed
     "反映小区有人违章搭建": "not_filed",             # did not check out
     "工地拖欠农民工工资": "not_filed",               # off the county's list: the worker refused it (§13)
+    "小区主干道井盖缺失": "closed",                  # joint handling: a lead and an assisting unit
+    "小区主干道井盖缺失（市民热线重复反映）": "closed",  # its duplicate, closed with it
 }
 
 
@@ -92,3 +94,12 @@ def test_the_county_list_is_filed_first_and_off_list_work_is_refused(ran):
     assert "refused: cannot assign verify_register to a grid worker" in out
     refusal = engine.queries.history(cases["工地拖欠农民工工资"].id)[-1]
     assert refusal.command == "refuse" and "第十三条" in refusal.effects["refusal"]
+
+
+def test_the_joint_case_has_an_assisting_unit_and_a_duplicate(ran):
+    engine, cases, out = ran
+    lead, duplicate = cases["小区主干道井盖缺失"], cases["小区主干道井盖缺失（市民热线重复反映）"]
+    tasks = engine.queries.tasks(case_id=lead.id, open_only=False)
+    assert [(t.unit, t.state) for t in tasks if t.element_id == "assist"] == [("hq_water", "completed")]
+    assert engine.queries.case(duplicate.id).duplicate_of == lead.id
+    assert "linked as a duplicate" in out

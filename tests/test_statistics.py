@@ -309,7 +309,7 @@ def _link_duplicate(engine, case, master, when):
 
 def test_duplicates_never_count_as_cases_in_a_period_they_were_linked_in(deployed, month):
     early = Case(deployed, 20)                       # reported 11-02, linked 11-03: out of November
-    _link_duplicate(deployed, early, month["A"], "2026-11-03T10:00")
+    _link_duplicate(deployed, early, month["G"], "2026-11-03T10:00")
     late = Case(deployed, 0, start="2026-11-30T10:00")   # reported 11-30, linked 12-02: November stands
     _link_duplicate(deployed, late, month["B"], "2026-12-02T10:00")
     november = total(report(deployed, as_of=at("2026-12-05T00:00")))

@@ -14,6 +14,7 @@ from api.cli import cases
 from api.cli import deadlines
 from api.cli import definitions
 from api.cli import demo
+from api.cli import lifecycle
 from api.cli import lists
 from api.cli import registry
 from api.cli import serve
@@ -54,3 +55,6 @@ for command in (
     migration.migrate,
 ):
     main.add_command(command)
+
+for command in lifecycle.COMMANDS:   # lifecycle: commands of the `case` group
+    cases.case.add_command(command)

@@ -81,9 +81,9 @@ class Matter:
         self.engine.cases.complete_task(task.id, data, actor=self._actor(task), role=task.role, clock=self.clock)
         return self
 
-    def sign(self, hours: float = 1) -> "Matter":
+    def sign(self, hours: float = 1, element: str = "handle") -> "Matter":
         _after(self.clock, hours)
-        task = self._task("handle")
+        task = self._task(element)
         self.engine.cases.sign_for(task.id, actor=self._actor(task), role=task.role, clock=self.clock)
         return self
 
@@ -188,6 +188,29 @@ def run_demo(engine: Engine, folder: Path, echo) -> None:
     task = m._task("verify_register")
     engine.cases.refuse_task(task.id, "欠薪不在本区网格事项清单内，已告知当事人向人社部门投诉", actor=cast.worker,
                              role="grid_worker", clock=clock)
+    cases.append(m)
+
+    echo("7. Joint handling (主办/协办): the lead and an assisting unit; a second report is linked as a duplicate")
+    m = Matter(engine, clock, cast, {"title": "小区主干道井盖缺失", "grid_code": GRID, "category": "安全隐患排查",
+                                     "sub_category": "manhole_cover_missing"})
+    _after(clock, 1)
+    again = engine.cases.start("grid_matter", {"title": "小区主干道井盖缺失（市民热线重复反映）", "grid_code": GRID,
+                                               "category": "安全隐患排查", "sub_category": "manhole_cover_missing"},
+                               actor="12345热线", role="platform", clock=clock)
+    suggested = [c.id for c in engine.queries.duplicate_candidates(again)]
+    engine.cases.link_duplicate(again, suggested[0], "同一井盖，热线重复反映", actor="12345热线", role="platform",
+                                clock=clock)
+    echo(f"   case {again} linked as a duplicate (重复件) of case {suggested[0]}")
+    m.do("verify_register", verified=True, within_authority=False)
+    m.do("accept_report", decision="file")
+    m.do("dispatch", unit="hq_chengguan", assisting_units=["hq_water"], handling_days=2)
+    m.sign(element="assist")
+    m.do("assist", hours=4, result="已排查井下供水管线，无渗漏", final=True)
+    m.sign()
+    m.do("handle", hours=2, result="已设置围挡警示，待井盖到货", final=False)
+    m.do("handle", hours=20, result="更换球墨铸铁井盖，供水站协办排查管线", final=True)
+    m.do("check_result", hours=2, passed=True, comment="现场核查井盖已复位")
+    m.do("close_case", summary="主办协办按期办结")
     cases.append(m)
 
     for m in cases:

@@ -145,6 +145,9 @@ class CaseSchema(Schema):
                                   metadata={"description": "whether `data` names a reporter, and how it is shown"})
     open_tasks = fields.List(fields.Nested(TaskSchema), required=True)
     waiting = fields.List(fields.Nested(WaitingSchema), required=True)
+    duplicate_of = fields.Integer(allow_none=True, metadata={"description": "重复件: the master case"})
+    suspended_at = fields.AwareDateTime(allow_none=True, metadata={"description": "挂账 since"})
+    sub_category = fields.String(allow_none=True)
 
 
 class EventSchema(Schema):
@@ -229,3 +232,32 @@ class ExtensionDecisionSchema(Schema):
 
 class RemindSchema(Schema):
     note = Text(2000, load_default="")
+
+
+# -- lifecycle: suspension, withdrawal, duplicates --
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class ResumeSchema(Schema):
+    note = Text(2000, load_default="")
+
+
+class DuplicateSchema(Schema):
+    master_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    note = Text(2000, load_default="")
+
+
+class DuplicateCandidateSchema(Schema):
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+    grid_code = fields.String(allow_none=True)
+    sub_category = fields.String(allow_none=True)
+    title = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class UrgencySchema(Schema):
+    urgency = fields.String(required=True, validate=validate.OneOf(["urgent", "emergency"]))
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))

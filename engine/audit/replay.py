@@ -49,6 +49,14 @@ COMMANDS: dict[str, Callable] = {
     "timers": lambda s, e, p, c: s.check_timers(e.case_id, actor=e.actor, clock=c),
     "migrated": replay_migrated,
     "migration_reverted": replay_reverted,
+    "suspend": lambda s, e, p, c: s.suspend(e.case_id, p["reason"], actor=e.actor, role=e.role, clock=c),
+    "resume": lambda s, e, p, c: s.resume(e.case_id, p.get("note", ""), actor=e.actor, role=e.role, clock=c),
+    "withdraw": lambda s, e, p, c: s.withdraw(e.case_id, p["reason"], actor=e.actor, role=e.role, clock=c),
+    "link_duplicate": lambda s, e, p, c: s.link_duplicate(e.case_id, p["master_id"], p.get("note", ""),
+                                                          actor=e.actor, role=e.role, clock=c),
+    "close_duplicate": lambda s, e, p, c: s.close_duplicate(e.case_id, actor=e.actor, clock=c),
+    "set_urgency": lambda s, e, p, c: s.set_urgency(e.case_id, p["urgency"], p["reason"], actor=e.actor,
+                                                    role=e.role, clock=c),
 }
 # Commands that move a case to another definition version: their event names the version moved to.
 MOVES = frozenset({"migrated", "migration_reverted"})
@@ -209,6 +217,7 @@ class _ReplayCases(CaseService):
         super().__init__(None, _PinnedDefinition(loaded, definitions), None)
         self._matter_lists = _RecordedMatterLists(self)
         self._registry = None   # the recorded command passed the registry checks
+        self._check_master = lambda session, duplicate, master_id: None   # and found its master open
         self.versions, self.case_id = versions, case_id
         self.unit = _Unit()
         self.task_ids = list(task_ids)

@@ -189,6 +189,46 @@ class ActingCases:
         self._cases.send_message(case_id, name, payload, actor=p.user, role=p.role, clock=clock)
         return case_id
 
+    # -- lifecycle: suspension, withdrawal, duplicates --
+
+    def _agency_over(self, p: Principal, case_id: int, action: str) -> None:
+        grid, level = self._visible_case(p, case_id)
+        if p.role != scopes.GRID_AGENCY:
+            raise Forbidden(f"{action} of case {case_id} is for the grid agency handling it")
+
+    def suspend(self, p: Principal, case_id: int, reason: str, *, clock: Clock = SYSTEM_CLOCK) -> int:
+        self._agency_over(p, case_id, "suspension (挂账)")
+        self._cases.suspend(case_id, reason, actor=p.user, role=p.role, clock=clock)
+        return case_id
+
+    def resume(self, p: Principal, case_id: int, note: str = "", *, clock: Clock = SYSTEM_CLOCK) -> int:
+        self._agency_over(p, case_id, "resuming")
+        self._cases.resume(case_id, note, actor=p.user, role=p.role, clock=clock)
+        return case_id
+
+    def set_urgency(self, p: Principal, case_id: int, urgency: str, reason: str, *,
+                    clock: Clock = SYSTEM_CLOCK) -> int:
+        self._agency_over(p, case_id, "raising the urgency (加急)")
+        self._cases.set_urgency(case_id, urgency, reason, actor=p.user, role=p.role, clock=clock)
+        return case_id
+
+    def withdraw(self, p: Principal, case_id: int, reason: str, *, clock: Clock = SYSTEM_CLOCK) -> int:
+        """The platform withdraws for the reporter before dispatch; the agency at any time before the end."""
+        self._visible_case(p, case_id)
+        if p.role not in (scopes.PLATFORM, scopes.GRID_AGENCY):
+            raise Forbidden("a matter is withdrawn by the platform (for the reporter) or by the grid agency")
+        self._cases.withdraw(case_id, reason, actor=p.user, role=p.role, clock=clock)
+        return case_id
+
+    def link_duplicate(self, p: Principal, case_id: int, master_id: int, note: str = "", *,
+                       clock: Clock = SYSTEM_CLOCK) -> int:
+        self._visible_case(p, case_id)
+        self._visible_case(p, master_id)
+        if p.role not in (scopes.PLATFORM, scopes.GRID_AGENCY, scopes.GRID_WORKER):
+            raise Forbidden("duplicates (重复件) are linked by the platform, a grid agency or the grid worker")
+        self._cases.link_duplicate(case_id, master_id, note, actor=p.user, role=p.role, clock=clock)
+        return case_id
+
 
 def _raced(target: _Target, command, task_id, *args, **kwargs) -> None:
     """Run a task command; a task that was open when the request was checked and is closed when its command

@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -48,6 +48,12 @@ from engine.execution.spiff import SERIALIZER, event_definitions
 
 MAX_PAYLOAD_KEYS = 200
 KEPT_WHEN_OMITTED = frozenset({"sub_category"})
+# A suspended deadline waits here (the timer index keeps it pending, never due) until resumed.
+SUSPENDED_DUE = "9999-12-31T00:00:00+00:00"
+AFTER_DISPATCH = frozenset({"dispatched", "in_progress", "returned", "overdue", "feedback_submitted", "verifying",
+                            "rework", "suspended", "reopened"})
+DUPLICATE_FROM = ("reported", "registered", "self_handling", "escalated")
+DONE_FOR_DUPLICATES = ("closed", "evaluated", "cancelled", "not_filed", "self_resolved")
 MAX_EXTENSION_DAYS = 10  # domain.md §4: an extension is at most 10 working days
 SUPERVISION_CARDS = ("normal", "yellow", "red")
 
@@ -235,7 +241,7 @@ class CaseService:
             raise InvalidCommand(f"task {row.id}: sign for the task (签收) before reporting progress",
                                  zh=f"任务 {row.id}：请先签收再反馈阶段进展")
         if row.state == "signed_for":
-            run.move_task(row, "start")
+            run.move_task(row, "start", sign_required=True)
         row.actor = actor
         spiff_task.set_data(progress=[*(spiff_task.data.get("progress") or []), data])
 
@@ -267,8 +273,9 @@ class CaseService:
             late = row.state == "overdue"
             run.move_task(row, "sign_for", sign_required=_sign_required(spiff_task))
             row.actor = actor
-            if not late:  # signing after the deadline does not make the matter any less overdue
-                run.move_status(properties(spiff_task.task_spec)["status_on_sign"], row.element_id, {})
+            target = properties(spiff_task.task_spec).get("status_on_sign")
+            if target and not late:  # signing after the deadline does not make the matter any less overdue
+                run.move_status(target, row.element_id, {})
 
         self._task_command(task_id, "sign_for", {}, actor, role, clock, apply)
 
@@ -394,6 +401,170 @@ class CaseService:
 
         self._case_command(case_id, "supervise", {"card": card, "level": acting_level, "note": note}, actor, role,
                            clock, apply)
+
+    # -- lifecycle: suspension, withdrawal, duplicates ----------------------------------------------
+
+    def suspend(self, case_id: int, reason: str, *, actor: str, role: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        """挂账: the agency takes a matter that cannot be handled for now off the clock. Its deadline timers
+        stop with the time they had left; the status remembers where it was."""
+        _need_reason(reason, "a suspension (挂账)", "挂账")
+        if role != "grid_agency":
+            raise InvalidCommand("suspension (挂账) is for grid agencies", zh="挂账由网格化服务管理机构办理")
+
+        def apply(run: _Run, session):
+            before = run.case.status
+            run.move_status("suspended", "suspend", {"reason": reason})
+            now = run.clock.now()
+            for timer in _waiting_deadlines(run.workflow):
+                left = (_due(timer) - now).total_seconds()
+                timer._set_internal_data(event_value=SUSPENDED_DUE, suspended_seconds=max(left, 0.0))
+            run.case.suspended_at, run.case.suspended_from = now, before
+
+        self._case_command(case_id, "suspend", {"reason": reason}, actor, role, clock, apply)
+
+    def resume(self, case_id: int, note: str = "", *, actor: str, role: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        """The suspended matter goes back to the status it left, each deadline re-armed with the time left."""
+        if role != "grid_agency":
+            raise InvalidCommand("resuming a suspended matter is for grid agencies", zh="恢复挂账事项由网格化服务管理机构办理")
+
+        def apply(run: _Run, session):
+            if run.case.status != "suspended":
+                raise InvalidCommand(f"case {case_id} is {run.case.status}, not suspended",
+                                     zh=f"案件 {case_id} 当前为 {run.case.status}，并未挂账")
+            run.move_status(run.case.suspended_from or "in_progress", "resume", {})
+            now = run.clock.now()
+            for timer in _waiting_deadlines(run.workflow, suspended=True):
+                left = timer.internal_data.pop("suspended_seconds")
+                timer._set_internal_data(event_value=(now + timedelta(seconds=left)).isoformat())
+            run.case.suspended_at, run.case.suspended_from = None, None
+
+        self._case_command(case_id, "resume", {"note": note}, actor, role, clock, apply)
+
+    def withdraw(self, case_id: int, reason: str, *, actor: str, role: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        """撤回: the platform withdraws a report on the reporter's behalf before it is dispatched; after
+        dispatch only the agency may. The case ends cancelled and its tasks with it."""
+        _need_reason(reason, "a withdrawal", "撤回")
+        if role not in ("platform", "grid_agency"):
+            raise InvalidCommand("a matter is withdrawn by the platform (for the reporter) or by the agency",
+                                 zh="事项仅可由平台（代上报人）或网格化服务管理机构撤回")
+
+        def apply(run: _Run, session):
+            if role == "platform" and (run.case.unit is not None or run.case.status in AFTER_DISPATCH):
+                raise InvalidCommand(f"case {case_id} is dispatched already ({run.case.status}); only the agency "
+                                     "may withdraw it now",
+                                     zh=f"案件 {case_id} 已派遣（{run.case.status}），只能由网格化服务管理机构撤回")
+            run.move_status("cancelled", "withdraw", {"reason": reason})
+            run.workflow.cancel()
+
+        self._case_command(case_id, "withdraw", {"reason": reason}, actor, role, clock, apply)
+
+    def link_duplicate(self, case_id: int, master_id: int, note: str = "", *, actor: str, role: str,
+                       clock: Clock = SYSTEM_CLOCK) -> None:
+        """重复件: the report `case_id` is the same matter as the open `master_id`. Its own tasks end; it is
+        closed when the master is, and is never counted as a case of its own."""
+        if role not in ("platform", "grid_agency", "grid_worker"):
+            raise InvalidCommand("duplicates are linked by the platform, a grid agency or the grid worker",
+                                 zh="重复件由平台、网格化服务管理机构或网格员关联")
+        if not isinstance(master_id, int) or isinstance(master_id, bool) or master_id == case_id:
+            raise InvalidCommand("a duplicate names another case as its master", zh="重复件须关联另一案件作为主件")
+
+        def apply(run: _Run, session):
+            if run.case.duplicate_of is not None:
+                raise InvalidCommand(f"case {case_id} is a duplicate of case {run.case.duplicate_of} already",
+                                     zh=f"案件 {case_id} 已是案件 {run.case.duplicate_of} 的重复件")
+            if run.case.status not in DUPLICATE_FROM:
+                raise InvalidCommand(f"case {case_id} is {run.case.status}: only a report not yet dispatched can be "
+                                     "linked as a duplicate",
+                                     zh=f"案件 {case_id} 当前为 {run.case.status}：仅未派遣的事项可关联为重复件")
+            self._check_master(session, run.case, master_id)
+            run.case.duplicate_of = master_id
+            run.workflow.cancel()
+            run.notes["duplicate_of"] = master_id
+
+        self._case_command(case_id, "link_duplicate", {"master_id": master_id, "note": note}, actor, role, clock,
+                           apply)
+
+    def close_duplicate(self, case_id: int, *, actor: str = "engine", clock: Clock = SYSTEM_CLOCK) -> None:
+        """The master of a duplicate was closed: the duplicate follows it (command of its own history)."""
+        self._case_command(case_id, "close_duplicate", {}, actor, "system", clock, self._follow_master)
+
+    @staticmethod
+    def _follow_master(run: _Run, session) -> None:
+        if run.case.duplicate_of is None:
+            raise InvalidCommand(f"case {run.case.id} is not a duplicate", zh=f"案件 {run.case.id} 不是重复件")
+        run.move_status("closed", "close_duplicate", {})
+
+    @staticmethod
+    def _check_master(session, duplicate: Case, master_id: int) -> None:
+        """The master exists, is open, is no duplicate itself, and is in the same grid."""
+        master = session.get(Case, master_id) if hasattr(session, "get") else None
+        if master is None:
+            raise NotFound(f"no case {master_id}")
+        if master.duplicate_of is not None:
+            raise InvalidCommand(f"case {master_id} is itself a duplicate of case {master.duplicate_of}; link to "
+                                 "that one", zh=f"案件 {master_id} 本身是案件 {master.duplicate_of} 的重复件，请关联主件")
+        if master.finished_at is not None or master.status in DONE_FOR_DUPLICATES:
+            raise InvalidCommand(f"case {master_id} is {master.status}: a duplicate is linked to an open matter",
+                                 zh=f"案件 {master_id} 当前为 {master.status}：重复件只能关联未办结的事项")
+        if master.grid_code != duplicate.grid_code:
+            raise InvalidCommand(f"case {master_id} is in grid {master.grid_code}, this report in "
+                                 f"{duplicate.grid_code}: a duplicate is the same matter in the same grid",
+                                 zh=f"案件 {master_id} 位于网格 {master.grid_code}，本事项位于 {duplicate.grid_code}："
+                                    "重复件须为同一网格的同一事项")
+
+    def set_urgency(self, case_id: int, urgency: str, reason: str, *, actor: str, role: str,
+                    clock: Clock = SYSTEM_CLOCK) -> None:
+        """加急: the dispatching agency raises a matter's urgency after intake. A running handling deadline is
+        recomputed from the time-limit table for the new urgency, counted from when the task was offered;
+        it never moves later. The history event carries the reason and the old and new due times."""
+        _need_reason(reason, "raising the urgency (加急)", "加急")
+        if role != "grid_agency":
+            raise InvalidCommand("the urgency is raised by the dispatching grid agency", zh="加急由派遣的网格化服务管理机构决定")
+        if urgency not in ("urgent", "emergency"):
+            raise InvalidCommand(f"urgency is urgent or emergency, not {urgency!r}", zh=f"加急等级须为 urgent 或 emergency，而非 {urgency!r}")
+
+        def apply(run: _Run, session):
+            case = run.case
+            if case.status in run.loaded.lifecycle.DONE_STATUSES or case.status == "suspended":
+                raise InvalidCommand(f"case {case_id} is {case.status}: its urgency no longer changes",
+                                     zh=f"案件 {case_id} 当前为 {case.status}，不能再加急")
+            if (case.urgency or "normal") == urgency:
+                raise InvalidCommand(f"case {case_id} is {urgency} already", zh=f"案件 {case_id} 已是 {urgency}")
+            deadlines = run.workflow.script_engine.deadlines
+            moved = []
+            for timer in _waiting_deadlines(run.workflow):
+                host = _host_of(timer)
+                row = next((t for t in run.tasks if host is not None and t.spiff_task_id == str(host.id)), None)
+                if row is None or not case.sub_category:
+                    continue
+                try:
+                    due = deadlines.handling_deadline(row.created_at.isoformat(), case.sub_category, urgency)
+                except ExpressionError as exc:
+                    raise InvalidCommand(str(exc)) from None
+                if datetime.fromisoformat(due) < _due(timer):
+                    moved.append({"element": row.element_id, "from": _due(timer).isoformat(), "to": due})
+                    timer._set_internal_data(event_value=due)
+            for task in run.workflow.get_tasks(state=TaskState.READY):
+                task.set_data(urgency=urgency)
+            case.urgency = urgency
+            run.notes["urgency"] = {"reason": reason, "deadlines": moved}
+
+        self._case_command(case_id, "set_urgency", {"urgency": urgency, "reason": reason}, actor, role, clock,
+                           apply)
+
+    def _close_duplicates_of(self, session, run: _Run) -> None:
+        """When a master is closed its open duplicates follow, each by a command in its own history."""
+        if run.case.status != "closed" or not any(m[1] == "closed" for m in run.status_moves):
+            return
+        open_ones = session.scalars(sa.select(Case.id).where(Case.duplicate_of == run.case.id,
+                                                             Case.status.in_(DUPLICATE_FROM))).all()
+        for duplicate_id in open_ones:
+            inner = self._load(session, duplicate_id, run.clock)
+            inner.role = "system"
+            before = inner.case.status
+            self._follow_master(inner, session)
+            self._advance(inner, session)
+            self._commit(session, inner, "close_duplicate", "engine", "system", {"master_id": run.case.id}, before)
 
     def check_timers(self, case_id: int, *, actor: str = "timer-service", clock: Clock = SYSTEM_CLOCK) -> bool:
         """Let the case's due timers fire by `clock`, as a command of its own in the history; returns
@@ -616,6 +787,8 @@ class CaseService:
         outbox.record(session, run)
         for project in self.projections:
             project(session, run, fields)
+        if run.case.duplicate_of is None:
+            self._close_duplicates_of(session, run)
 
     @staticmethod
     def _check_return_window(run: _Run, row: HumanTask) -> None:
@@ -679,7 +852,8 @@ def _waiting_messages(workflow) -> set[str]:
 
 
 def _sign_required(spiff_task) -> bool:
-    return "status_on_sign" in properties(spiff_task.task_spec)
+    props = properties(spiff_task.task_spec)
+    return "status_on_sign" in props or props.get("sign") == "true"
 
 
 def _check_intake(data: dict) -> None:
@@ -707,6 +881,22 @@ def _check_payload(data) -> None:
         raise InvalidCommand(f"field names must be identifiers not starting with '_': {bad[:5]}")
 
 
+def _need_reason(reason, what: str, zh_what: str) -> None:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidCommand(f"{what} needs a reason", zh=f"{zh_what}须说明理由")
+
+
+def _waiting_deadlines(workflow, *, suspended: bool = False) -> list:
+    """The waiting boundary timers (deadlines) of the case; with `suspended`, those a suspension stopped."""
+    found = []
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        if not _is_timer_on_task(task):
+            continue
+        if suspended == ("suspended_seconds" in task.internal_data):
+            found.append(task)
+    return found
+
+
 def _check_lengths(case: Case) -> None:
     """The matter's fields the case row keeps must fit their columns (PostgreSQL refuses longer text; SQLite
     would keep it)."""
@@ -721,6 +911,15 @@ def _str_or_none(value) -> str | None:
 
 
 def _spiff_message(exc: SpiffWorkflowException) -> str:
+    """What went wrong at which element, without the definition's script text (a message is for the person
+    acting, who cannot change the definition)."""
+    cause = exc
+    while cause is not None and not isinstance(cause, ExpressionError):
+        cause = cause.__cause__ or cause.__context__
+    spec = getattr(exc, "task_spec", None)
+    if cause is not None:
+        element = getattr(spec, "bpmn_id", None)
+        return f"{cause.message} (at {element})" if element else cause.message
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return message
 

@@ -39,11 +39,19 @@ def sha256(value) -> str:
 _LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 
+def _internal(internal_data: dict) -> dict:
+    """A multi-instance task lists its finished instances by their random task ids (`merged`); their number
+    is the meaning (each instance's own state is in the tree), so a replay hashes equal."""
+    if "merged" not in internal_data:
+        return internal_data
+    return {**internal_data, "merged": len(internal_data["merged"])}
+
+
 def state_hash(workflow, status: str, level: str | None, tasks: list[tuple[str, str]]) -> str:
     """`tasks`: (element id, lifecycle state) of the case's human tasks in creation order."""
     tree = []
     for task in workflow.get_tasks():
-        entry = [task.task_spec.name, task.state, task.internal_data]
+        entry = [task.task_spec.name, task.state, _internal(task.internal_data)]
         if task.has_state(_LIVE):
             entry.append(task.data)
         tree.append(entry)

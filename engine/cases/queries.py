@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -72,6 +72,23 @@ class CaseView:
     data: dict
     open_tasks: list[TaskView]
     waiting: list[Waiting]
+    duplicate_of: int | None = None      # 重复件: the master this report duplicates
+    suspended_at: datetime | None = None  # 挂账: since when it is off the clock
+    sub_category: str | None = None
+
+
+# How far back a report's likely duplicates are looked for (configurable per call).
+DUPLICATE_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class CaseSummaryLite:
+    id: int
+    status: str
+    grid_code: str | None
+    sub_category: str | None
+    title: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -113,9 +130,10 @@ _EVENT_FIELDS = [f.name for f in fields(EventView)]
 
 def _overdue():
     """Past its deadline: the matter's status says so, or one of its open tasks went overdue (a task that
-    signed late keeps the matter in_progress but stays overdue)."""
+    signed late keeps the matter in_progress but stays overdue); never while suspended."""
     late_task = sa.exists().where(HumanTask.case_id == Case.id, HumanTask.state == "overdue")
-    return sa.or_(Case.status == "overdue", late_task)
+    # A suspended matter (挂账) is off the clock: it leaves the overdue counts until resumed.
+    return sa.and_(Case.status != "suspended", sa.or_(Case.status == "overdue", late_task))
 
 
 def _scoped(query, scope: Principal | None, clause_of):
@@ -231,7 +249,30 @@ class CaseQueries:
             return CaseView(row.id, row.process_key, version, row.definition_id, row.status, row.level,
                             row.grid_code, row.unit, row.title, row.category, row.created_at, row.updated_at,
                             row.finished_at, _case_data(state), [_task_view(t) for t in tasks],
-                            self._waiting(row.definition_id, state))
+                            self._waiting(row.definition_id, state), row.duplicate_of, row.suspended_at,
+                            row.sub_category)
+
+    def duplicate_candidates(self, case_id: int, *, window_days: float = DUPLICATE_WINDOW_DAYS,
+                             scope: Principal | None = None) -> list:
+        """重复件 suggested: open matters (no duplicates themselves) of the case's grid and sub-category reported
+        within `window_days` before it, newest first."""
+        with self._sessions() as session:
+            query = sa.select(Case).where(Case.id == case_id)
+            case = session.scalar(query if scope is None else query.where(scopes.case_scope(scope)))
+            if case is None:
+                raise NotFound(f"no case {case_id}")
+            if not case.grid_code or not case.sub_category:
+                return []
+            found = sa.select(Case).where(
+                Case.id != case.id, Case.grid_code == case.grid_code, Case.sub_category == case.sub_category,
+                Case.duplicate_of.is_(None), Case.finished_at.is_(None),
+                Case.status.not_in(("closed", "evaluated", "cancelled", "not_filed", "self_resolved")),
+                Case.created_at >= case.created_at - timedelta(days=window_days),
+                Case.created_at <= case.created_at).order_by(Case.created_at.desc(), Case.id.desc()).limit(20)
+            if scope is not None:
+                found = found.where(scopes.case_scope(scope))
+            return [CaseSummaryLite(c.id, c.status, c.grid_code, c.sub_category, c.title, c.created_at)
+                    for c in session.scalars(found)]
 
     def _waiting(self, definition_id: int, state: dict) -> list[Waiting]:
         elements = self._definitions.load(definition_id).elements

@@ -48,7 +48,8 @@ class DeadlineBoard:
         query = (sa.select(HumanTask, Case.sub_category, Case.urgency, Timer)
                  .join(Case, Case.id == HumanTask.case_id)
                  .outerjoin(Timer, sa.and_(Timer.case_id == HumanTask.case_id, Timer.state == "pending"))
-                 .where(HumanTask.unit.is_not(None), HumanTask.state.in_(_RUNNING + ("overdue",)))
+                 .where(HumanTask.unit.is_not(None), HumanTask.state.in_(_RUNNING + ("overdue",)),
+                        Case.status != "suspended")   # 挂账: off the clock, no warning
                  .order_by(HumanTask.id))
         if unit is not None:
             query = query.where(HumanTask.unit == unit)

@@ -43,6 +43,7 @@ errorEventDefinition escalationEventDefinition terminateEventDefinition
 message signal error escalation incoming outgoing extensionElements documentation script text
 textAnnotation association dataObject dataObjectReference dataInputAssociation dataOutputAssociation
 sourceRef targetRef property
+multiInstanceLoopCharacteristics loopDataInputRef inputDataItem
 """.split())
 DMN_HIT_POLICIES = frozenset({"UNIQUE", "FIRST", "COLLECT"})
 STATUS_PROPERTIES = ("status", "status_on_sign", "status_on_return", "status_on_refuse")

@@ -26,7 +26,8 @@ TASK_CREATED = "task.created"
 TASK_WARNING = "task.warning"
 TASK_OVERDUE = "task.overdue"
 CASE_OVERDUE = "case.overdue"
-KINDS = (STATUS_CHANGED, TASK_CREATED, TASK_WARNING, TASK_OVERDUE, CASE_OVERDUE)
+DUPLICATE_LINKED = "case.duplicate_linked"   # 重复件: the platform learns which open matter a report joined
+KINDS = (STATUS_CHANGED, TASK_CREATED, TASK_WARNING, TASK_OVERDUE, CASE_OVERDUE, DUPLICATE_LINKED)
 
 
 def record(session, run) -> None:
@@ -39,6 +40,8 @@ def record(session, run) -> None:
                                               "path": [moves[0][0]] + [m[1] for m in moves]}))
     if any(m[1] == "overdue" for m in moves):
         events.append((CASE_OVERDUE, None, {"status_before": moves[0][0], "status_after": case.status}))
+    if "duplicate_of" in run.notes:
+        events.append((DUPLICATE_LINKED, None, {"duplicate_of": run.notes["duplicate_of"]}))
     for row, before, after in run.task_moves:
         if before is None:
             events.append((TASK_CREATED, row, {}))
@@ -66,6 +69,7 @@ _INSERT = OutboxEvent.__table__.insert()
 
 def _case_part(case: Case) -> dict:
     return {"id": case.id, "process_key": case.process_key, "status": case.status, "grid_code": case.grid_code,
+            "duplicate_of": case.duplicate_of,
             "unit": case.unit, "level": case.level, "sub_category": case.sub_category, "urgency": case.urgency}
 
 

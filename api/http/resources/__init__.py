@@ -9,6 +9,7 @@ from api.http.resources import definitions
 from api.http.resources import docs
 from api.http.resources import health
 from api.http.resources import history
+from api.http.resources import lifecycle
 from api.http.resources import matter_lists
 from api.http.resources import messages
 from api.http.resources import registry
@@ -21,6 +22,7 @@ from api.http.resources import migrations
 
 BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, definitions.blp, registry.blp,
               catalog.blp, docs.blp, audit.blp, matter_lists.blp]
+BLUEPRINTS += [lifecycle.blp]   # lifecycle: suspension, withdrawal, duplicates
 # (statistics: BLUEPRINTS += [...])
 BLUEPRINTS += [statistics.blp]
 
