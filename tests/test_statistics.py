@@ -349,3 +349,28 @@ def test_the_command_line_prints_the_table_and_writes_the_files(deployed, month,
     bad = runner.invoke(main, ["--db", deployed.url, "stats", "figures", "--from", "2026-12-01", "--to",
                                "2026-11-01"])
     assert bad.exit_code == 1 and "error (invalid_statistics_request)" in bad.output
+
+
+def test_suspension_and_withdrawal_through_the_lifecycle_commands(deployed):
+    """A matter suspended before its deadline leaves the clock: it is neither overdue nor on time while
+    suspended; resumed, the rest of its time runs again. A withdrawn one leaves the overdue stock."""
+    e = deployed
+    parked = Case(e, 0).dispatched().sign()          # due 11-05 17:30
+    parked.to("2026-11-03T10:00")
+    e.cases.suspend(parked.id, "需列入预算", actor="agency", role="grid_agency", clock=parked.clock)
+    late = Case(e, 1).dispatched().timers("2026-11-06T09:00")   # overdue since 11-05 17:30
+    late.to("2026-11-09T10:00")
+    e.cases.withdraw(late.id, "报告人撤回", actor="agency", role="grid_agency", clock=late.clock)
+    week45 = total(report(e, period="week", start=date(2026, 11, 2), end=date(2026, 11, 16),
+                          as_of=at("2026-11-20T00:00")), "2026-W45")
+    assert numbers(week45, "suspended_open") == (1, 1, None)    # parked, at the end of 11-08
+    assert numbers(week45, "overdue_open") == (1, 1, None)      # late, not yet withdrawn
+    e.cases.resume(parked.id, "预算到位", actor="agency", role="grid_agency", clock=parked.to("2026-11-10T09:00").clock)
+    week46 = total(report(e, period="week", start=date(2026, 11, 9), end=date(2026, 11, 16),
+                          as_of=at("2026-11-20T00:00")), "2026-W46")
+    assert numbers(week46, "suspended_open") == (0, 0, None)
+    assert numbers(week46, "overdue_open") == (0, 0, None)      # late withdrawn; parked has time left
+    assert numbers(week46, "withdrawn") == (1, 1, None)
+    # What week 45 said is still what it says.
+    assert total(report(e, period="week", start=date(2026, 11, 2), end=date(2026, 11, 9),
+                        as_of=at("2026-11-20T00:00")), "2026-W45")["suspended_open"]["value"] == 1
