@@ -30,10 +30,6 @@ class InvalidCommand(EngineError):
     code = "invalid_command"
 
 
-class TaskClosed(InvalidCommand):
-    """The task is no longer open (completed, returned, cancelled): nothing more can be done with it."""
-
-
 def unknown_year(exc) -> InvalidCommand:
     """A deadline needs a year the working-day calendar has no schedule for (rules.calendar.UnknownYear):
     the refusal names the command that adds it."""
@@ -44,3 +40,7 @@ def unknown_year(exc) -> InvalidCommand:
         f"--holidays YYYY-MM-DD,... --makeup YYYY-MM-DD,...`",
         zh=f"工作日历尚无{year}年的节假日安排（国务院办公厅每年约11月公布次年安排）；请管理员执行 "
            f"`gridflow calendar add-year {year} --holidays 日期,... --makeup 日期,...` 添加后重试")
+
+
+class TaskClosed(InvalidCommand):
+    """The task is no longer open (completed, returned, cancelled): nothing more can be done with it."""

@@ -18,6 +18,7 @@ from engine.delivery.webhooks import Webhooks
 from engine.migration.service import MigrationService
 from engine.registry.matter_lists import MatterListStore
 from engine.registry.store import RegistryStore
+from engine.statistics.service import Statistics
 from engine.store.db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
 from engine.store.schema import upgrade
 
@@ -51,6 +52,8 @@ class Engine:
         self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url,
                                   engine_factory=type(self))
         # (statistics)
+        self.statistics = Statistics(self.readers, self.queries)
+        self.cases.projections.append(self.statistics.record)
 
         # (console accounts)
 

@@ -20,6 +20,7 @@ from api.cli import registry
 from api.cli import serve
 from api.cli import webhooks
 # (statistics: its command module here)
+from api.cli import stats
 
 # (console accounts: its command module here)
 
@@ -46,6 +47,7 @@ for command in (
     demo.demo, registry.registry, lists.lists, lists.catalog,
     serve.serve, serve.token, serve.apikey, webhooks.webhooks, audit.audit,
     # (statistics)
+    stats.stats,
 
     # (console accounts)
 

@@ -163,6 +163,9 @@ class CaseService:
         # written when a list change is filed. Without it (a bare CaseService) neither happens.
         self._matter_lists = matter_lists
         self._instances = _Instances()
+        # Read models kept in the command's transaction (the statistics facts): each is called as
+        # `project(session, run, event_fields)` after the history event is written, and sees what it did.
+        self.projections: list = []
         # Intake and dispatch checked against the registry (grids in force, registered units); None in the
         # audit replay, where the recorded command passed them.
         self._registry = RegistryChecks()
@@ -795,6 +798,8 @@ class CaseService:
                                  recorded_at=utcnow()))
         # Events for webhooks go out with the command or not at all.
         outbox.record(session, run)
+        for project in self.projections:
+            project(session, run, fields)
         if run.case.duplicate_of is None:
             self._close_duplicates_of(session, run)
 

@@ -15,6 +15,7 @@ from api.http.resources import messages
 from api.http.resources import registry
 from api.http.resources import tasks
 # (statistics: its resource module here)
+from api.http.resources import statistics
 
 # (instance migration: its resource module here)
 from api.http.resources import migrations
@@ -23,6 +24,7 @@ BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, defin
               catalog.blp, docs.blp, audit.blp, matter_lists.blp]
 BLUEPRINTS += [lifecycle.blp]   # lifecycle: suspension, withdrawal, duplicates
 # (statistics: BLUEPRINTS += [...])
+BLUEPRINTS += [statistics.blp]
 
 # (instance migration: BLUEPRINTS += [...])
 BLUEPRINTS += [migrations.blp]
