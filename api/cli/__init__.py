@@ -21,6 +21,7 @@ from api.cli import webhooks
 # (statistics: its command module here)
 
 # (console accounts: its command module here)
+from api.cli import users
 
 # (instance migration: its command module here)
 
@@ -46,6 +47,7 @@ for command in (
     # (statistics)
 
     # (console accounts)
+    users.users,
 
     # (instance migration)
 ):
