@@ -67,3 +67,25 @@ def when(value: datetime | None, *, seconds: bool = False) -> str:
     if value is None:
         return ""
     return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+# Names of the fields the shipped definitions' forms and intake use; another field shows its own name.
+FIELDS = {
+    "verified": ("情况属实", "verified"), "within_authority": ("属自行处置权限", "within my authority"),
+    "reason": ("理由", "reason"), "resolved": ("已解决", "resolved"), "result": ("处理结果", "result"),
+    "passed": ("核查通过", "passed"), "comment": ("意见", "comment"), "decision": ("决定", "decision"),
+    "unit": ("责任单位", "responsible unit"), "handling_days": ("办理时限（工作日）", "handling days"),
+    "assisting_units": ("协办单位", "assisting units"), "accepted": ("同意", "accepted"),
+    "suspend": ("挂账", "suspend"), "card": ("督办等级", "card"), "summary": ("结案小结", "summary"),
+    "final": ("实质办结", "final"), "explanation": ("书面说明", "written explanation"),
+    "title": ("标题", "title"), "category": ("类别", "category"), "sub_category": ("事项", "kind of matter"),
+    "urgency": ("紧急程度", "urgency"), "description": ("情况描述", "description"), "location": ("地点", "location"),
+    "reporter": ("反映人", "reporter"), "level": ("办理层级", "level"), "name": ("姓名", "name"),
+    "phone": ("电话", "phone"), "id_number": ("身份证号", "ID number"), "address": ("住址", "address"),
+    "rework_count": ("返工次数", "rework count"), "reopen_count": ("重办次数", "reopen count"),
+    "follow_up": ("回访", "follow-up"), "returned": ("已退单", "returned"), "refused": ("已拒绝", "refused"),
+}
+
+
+def field(name: str) -> str:
+    return _pair(FIELDS, name)
