@@ -19,6 +19,7 @@ from engine.delivery.outbox import Outbox
 from engine.delivery.webhooks import Webhooks
 from engine.registry.matter_lists import MatterListStore
 from engine.registry.store import RegistryStore
+from engine.statistics.service import Statistics
 from engine.store.db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
 from engine.store.schema import upgrade
 
@@ -52,6 +53,8 @@ class Engine:
         self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url,
                                   engine_factory=type(self))
         # (statistics)
+        self.statistics = Statistics(self.readers, self.queries)
+        self.cases.projections.append(self.statistics.record)
 
         # (console accounts)
         self.accounts = AccountStore(self.sessions, self.readers)  # people who sign in to the console
