@@ -3,6 +3,7 @@ scope of the API's principal (a worker's grid, an agency's level and area, a uni
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -26,7 +27,7 @@ def _password(given: str | None) -> str:
 def _stdin_password(use_stdin: bool) -> str | None:
     if not use_stdin:
         return None
-    line = click.get_text_stream("stdin").readline()
+    line = sys.stdin.readline()
     return line.rstrip("\r\n")
 
 

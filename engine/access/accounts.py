@@ -94,7 +94,8 @@ def lock_for(failures: int) -> timedelta | None:
     """How long the account stays locked after `failures` wrong passwords in a row."""
     if failures < FREE_ATTEMPTS:
         return None
-    return min(FIRST_LOCK * (2 ** (failures - FREE_ATTEMPTS)), MAX_LOCK)
+    doublings = min(failures - FREE_ATTEMPTS, 16)  # 2**16 minutes is far past MAX_LOCK already
+    return min(FIRST_LOCK * (2 ** doublings), MAX_LOCK)
 
 
 class AccountStore:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from SpiffWorkflow.util.task import TaskState
@@ -36,6 +36,29 @@ class Deadline:
     colour: str               # green, yellow, red; "none" without a running deadline
     due_at: datetime | None
     share_used: float | None
+
+
+@dataclass(frozen=True)
+class BoardItem:
+    case_id: int
+    task_id: int
+    title: str
+    task: str
+    unit: str | None
+    due_at: datetime | None
+
+
+RUNNING = ("offered", "signed_for", "in_progress", "extension_requested", "overdue")
+YELLOW_LOOKAHEAD = timedelta(days=7)  # the longest 30% of a handling limit the yellow list looks ahead for
+
+
+def _board_query(scope: Principal):
+    """Dispatched tasks still running in scope, with their case's pending timers (deadlines)."""
+    return (sa.select(HumanTask.id, HumanTask.case_id, HumanTask.name, HumanTask.unit, HumanTask.state,
+                      Case.title, Timer.created_at, Timer.due_at)
+            .join(Case, Case.id == HumanTask.case_id)
+            .outerjoin(Timer, sa.and_(Timer.case_id == HumanTask.case_id, Timer.state == "pending"))
+            .where(HumanTask.unit.is_not(None), HumanTask.state.in_(RUNNING), scopes.case_scope(scope)))
 
 
 class CasePaths:
@@ -106,6 +129,41 @@ class CasePaths:
                 colour = "red" if now > due else "yellow" if share >= YELLOW_SHARE else "green"
                 found[task_id] = Deadline(task_id, colour, due, share)
         return found
+
+
+    def board(self, scope: Principal, now: datetime, *, limit: int = 20) -> dict:
+        """{"red": {"total", "items"}, "yellow": {...}}: the dispatched tasks in scope that are overdue or
+        past their due time, and those that used 70% of their time (looking `YELLOW_LOOKAHEAD` ahead)."""
+        red = sa.or_(HumanTask.state == "overdue", Timer.due_at < now)
+        base = _board_query(scope)
+        with self._views() as session:
+            red_found = base.where(red).subquery()
+            red_total = session.scalar(sa.select(sa.func.count(sa.distinct(red_found.c.id))))
+            red_rows = session.execute(base.where(red).order_by(Timer.due_at, HumanTask.id).limit(limit * 3)).all()
+            near = session.execute(base.where(HumanTask.state != "overdue", Timer.due_at >= now,
+                                              Timer.due_at < now + YELLOW_LOOKAHEAD)
+                                   .order_by(Timer.due_at, HumanTask.id)).all()
+        found = {"red": {"total": red_total, "items": _items(red_rows, limit)}}
+        yellow = [r for r in near if _share(r, now) >= YELLOW_SHARE]
+        found["yellow"] = {"total": len({r.id for r in yellow}), "items": _items(yellow, limit)}
+        return found
+
+
+def _share(row, now: datetime) -> float:
+    span = (row.due_at - row.created_at).total_seconds()
+    return (now - row.created_at).total_seconds() / span if span > 0 else 1.0
+
+
+def _items(rows, limit: int) -> list[BoardItem]:
+    items, seen = [], set()
+    for r in rows:
+        if r.id in seen:
+            continue
+        seen.add(r.id)
+        items.append(BoardItem(r.case_id, r.id, r.title, r.name, r.unit, r.due_at))
+        if len(items) == limit:
+            break
+    return items
 
 
 def _all_tasks(state: dict):
