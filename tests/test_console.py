@@ -267,7 +267,9 @@ def test_dashboard_charts_drill_down_and_deadline_board(console):
     console.clock.advance(days=30)
     console.sign_in("东风社区网格站")
     board = console.client.get("/console/dashboard?month=2026-11").text
-    assert f"#{case_id}" in board.split('id="deadline-board"')[1]
+    assert f"#{case_id}" in board.split('id="deadline-board"')[1].split('id="board-yellow"')[0]  # red
+    tasks = console.client.get("/console/tasks").text
+    assert f'/console/cases/{case_id}"' in tasks.split('id="overdue-cases"')[1]
 
 
 def test_registry_pages_and_import_problems_by_row_and_column(console):

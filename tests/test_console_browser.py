@@ -151,6 +151,40 @@ def test_a_matter_from_report_to_close_through_the_console(browser, live_console
     b.click("button[name=lang][value=en]")
     assert b.find("#case-status").text == "closed" and "Timeline" in b.driver.page_source
     b.shot("08-auditor-english")
+    b.click("button[name=lang][value=zh]")
+
+    # The dashboard counts the matter; its charts draw, and a tile lists the case behind the number.
+    b.sign_in("街道网格中心")
+    b.go("/console/dashboard?month=2026-11")
+    b.wait_for("#charts.ready")
+    assert len(b.find_all("#charts .chart[data-drawn] svg")) == 3
+    b.shot("10-dashboard")
+    b.click("#tiles a[data-figure=reported]")
+    assert f"/console/cases/{case_id}" in b.driver.page_source
+    b.shot("11-drill-down")
+    assert b.console_errors() == []
+
+
+def test_registry_pages_as_the_administrator(browser, live_console):
+    engine, _ = live_console
+    engine.registry.load_sample("admin")
+    b = browser
+    b.sign_in("流程管理员")
+    b.go("/console/registry")
+    assert "东风社区第一网格" in b.text("#grids")
+    b.shot("12-registry")
+    b.click("#grids a")
+    assert b.find_all("#workers") and b.find_all("#lineage")
+    b.shot("13-grid")
+    b.click("#notice-link")
+    b.shot("14-notice")
+    b.go("/console/registry/import")
+    b.select("#kind", "grids")
+    path = b.shot("00-blank")  # any file that is not a sheet
+    b.find("#file").send_keys(str(path))
+    b.click("#import")
+    assert b.find_all("#problems")
+    b.shot("15-import-problems")
     assert b.console_errors() == []
 
 

@@ -66,8 +66,9 @@ def dashboard():
     group = request.args.get("group") if request.args.get("group") in _choices(p) else default_group(p)
     engine = current_engine()
     now = current_clock().now()
+    # The tiles need only the month's total: one row, the cheapest report there is.
     report = engine.statistics.report(p, period="month", start=month, end=periods.next_start("month", month),
-                                      group_by=group, as_of=now, figures=list(dict.fromkeys(HEADLINE + RATES)))
+                                      group_by="all", as_of=now, figures=list(HEADLINE))
     total = next((r for r in report["rows"] if r["group"] == "*"), None)
     tiles = []
     for name in HEADLINE:
@@ -92,16 +93,19 @@ def dashboard_data():
     engine = current_engine()
     now = current_clock().now()
     wanted = list(dict.fromkeys(COUNTS + RATES))
-    by_group = engine.statistics.report(p, period="month", start=month, end=periods.next_start("month", month),
-                                        group_by=group, as_of=now, figures=wanted)
-    trend = engine.statistics.report(p, period="month", start=_months_before(month, MONTHS_BACK - 1),
-                                     end=periods.next_start("month", month), group_by="all", as_of=now,
+    # One report for both charts: the last months by group; its total rows ("*") are the trend.
+    found = engine.statistics.report(p, period="month", start=_months_before(month, MONTHS_BACK - 1),
+                                     end=periods.next_start("month", month), group_by=group, as_of=now,
                                      figures=wanted)
+    this_month = found["periods"][-1]["key"]
+    by_group = [r for r in found["rows"] if r["group"] != "*" and r["period"] == this_month]
+    totals = {r["period"]: r for r in found["rows"] if r["group"] == "*"}
+    months = [totals.get(period["key"]) or _empty(period["key"], wanted) for period in found["periods"]]
     names = {n: i18n.text(BY_NAME[n].zh, BY_NAME[n].en) for n in wanted}
     return jsonify({
         "labels": names, "counts": list(COUNTS), "rates": list(RATES),
-        "groups": [_row(r, wanted) for r in by_group["rows"] if r["group"] != "*"],
-        "months": [_row(r, wanted) for r in trend["rows"]],
+        "groups": [_row(r, wanted) for r in by_group],
+        "months": [_row(r, wanted) if r.get("figures") else r for r in months],
         "texts": {"by_group": i18n.text("按" + _GROUP_NAMES[group][0] + "统计", "By " + _GROUP_NAMES[group][1]),
                   "rates": i18n.text("比率（%）", "Rates (%)"), "trend": i18n.text("近六个月", "Last six months"),
                   "none": i18n.text("暂无数据", "No data yet")},
@@ -112,6 +116,12 @@ _GROUP_NAMES = {"county": ("县（市、区）", "county"), "township": ("乡镇
                 "community": ("社区（村）", "community"), "grid": ("网格", "grid"), "unit": ("责任单位", "unit"),
                 "category": ("事项大类", "category"), "sub_category": ("事项小类", "kind of matter"),
                 "all": ("全部", "all")}
+
+
+def _empty(period: str, wanted) -> dict:
+    """A month with no facts in scope: nothing to count, nothing to drill into."""
+    return {"group": "*", "name": "*", "period": period, "values": {n: None for n in wanted},
+            "drill": {n: None for n in wanted}}
 
 
 def _row(row: dict, wanted) -> dict:

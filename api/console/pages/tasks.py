@@ -34,11 +34,11 @@ def tasks():
     show_all = request.args.get("all") == "1"
     page = engine.queries.task_page(p, open_only=not show_all, page=page_number(), per_page=PER_PAGE)
     colours = engine.paths.deadlines([t.id for t in page.items], current_clock().now(), scope=p)
-    supervise = None
-    if p.role == scopes.GRID_AGENCY:  # the dispatched matters in its area that are late: to remind, to supervise
-        supervise = engine.queries.search_cases(p, overdue=True, page=1, per_page=10)
+    late = None
+    if p.role == scopes.GRID_AGENCY:  # the dispatched tasks in its area that are late: to remind, to supervise
+        late = engine.paths.board(p, current_clock().now(), limit=10)["red"]
     return render_template("console/tasks.html", page=page, colours=colours, show_all=show_all,
-                           supervise=supervise, pages=_pages(page))
+                           late=late, pages=_pages(page))
 
 
 def _pages(page) -> int:

@@ -10,6 +10,7 @@
   function draw(id, option, drills) {
     var node = document.getElementById(id);
     var chart = window.echarts.init(node, null, { renderer: "svg" });
+    option.animation = false;  // numbers, not motion: drawn at once (and screenshots show the real bars)
     chart.setOption(option);
     chart.on("click", function (event) {
       var href = drills && drills[event.seriesIndex] && drills[event.seriesIndex][event.dataIndex];
