@@ -6,7 +6,8 @@ Loads N cases in bulk (bench/statistics.py's generator: cases and statistics fac
 of one county), then walks `--walked` real matters through the engine to the responsible unit (tasks,
 history, timers, personal data) in the grid the worker account belongs to. Each page is then requested
 `--requests` times through Flask's test client with a signed-in session: the time is the server's (routing,
-session, account lookup, queries, template), not the network's. Target: p95 < 150 ms per page.
+session, account lookup, queries, template), not the network's. Target: p95 < 150 ms per page. The first
+request of each page is shown apart: the dashboard's figures are computed then and reused for a minute.
 """
 from __future__ import annotations
 
@@ -69,8 +70,10 @@ def signed_in(app, name: str):
     return client
 
 
-def timed(client, path: str, requests: int) -> tuple[float, float, int]:
-    client.get(path)  # warm: templates compiled, definition parsed, connections open
+def timed(client, path: str, requests: int) -> tuple[float, float, float, int]:
+    started = time.perf_counter()
+    client.get(path)  # the first: templates compiled, definition parsed, the dashboard's reports computed
+    first = (time.perf_counter() - started) * 1000
     times = []
     status = 0
     for _ in range(requests):
@@ -79,7 +82,7 @@ def timed(client, path: str, requests: int) -> tuple[float, float, int]:
         times.append((time.perf_counter() - started) * 1000)
         status = answer.status_code
     times.sort()
-    return percentile(times, 0.5), percentile(times, 0.95), status
+    return first, percentile(times, 0.5), percentile(times, 0.95), status
 
 
 def main(argv=None) -> int:
@@ -96,6 +99,9 @@ def main(argv=None) -> int:
             engine.definitions.deploy({BPMN.name: BPMN.read_bytes()}, "bench", clock)
             engine.registry.load_sample("bench")
             seconds = load(engine, args.cases)
+            if engine.db.dialect.name == "postgresql":
+                with engine.db.begin() as conn:
+                    conn.exec_driver_sql("ANALYZE")  # planner statistics after a bulk load, as any restore does
             walked = walk(engine, args.walked, clock)
             for name, (role, scope) in ACCOUNTS.items():
                 engine.accounts.add(name, role, PASSWORD, by="bench", **scope)
@@ -119,13 +125,13 @@ def main(argv=None) -> int:
             clients = {name: signed_in(app, name) for name in ACCOUNTS}
             print(f"\nconsole benchmark on {engine.db.dialect.name}: {args.cases:,} bulk cases (loaded in "
                   f"{seconds:.0f} s) + {args.walked} walked; {args.requests} requests per page; target p95 < 150 ms")
-            print(f"{'page':<62} {'as':<10} {'p50 ms':>7} {'p95 ms':>7}  status")
+            print(f"{'page':<62} {'as':<10} {'first':>7} {'p50 ms':>7} {'p95 ms':>7}  status")
             worst = 0.0
             for who, path in pages:
-                p50, p95, status = timed(clients[who], path, args.requests)
+                first, p50, p95, status = timed(clients[who], path, args.requests)
                 worst = max(worst, p95)
                 mark = "PASS" if p95 < 150 and status == 200 else "MISS"
-                print(f"{path[:62]:<62} {who:<10} {p50:7.1f} {p95:7.1f}  {status} {mark}")
+                print(f"{path[:62]:<62} {who:<10} {first:7.1f} {p50:7.1f} {p95:7.1f}  {status} {mark}")
             print(f"worst p95: {worst:.1f} ms")
         finally:
             engine.close()

@@ -3,9 +3,11 @@ the division tree, by unit, by category and by month, each number drilling down 
 and the deadline board (yellow and red tasks). Everything is counted within the account's scope."""
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date, datetime
 
-from flask import jsonify, render_template, request, url_for
+from flask import current_app, jsonify, render_template, request, url_for
 
 from engine.access import scopes
 from engine.statistics import periods
@@ -25,6 +27,35 @@ _BELOW = {"city": "county", "county": "township", "township": "community", "comm
 RATES = ("closed_on_time_rate", "timely_sign_rate", "self_resolved_rate", "rework_rate", "satisfaction_rate")
 COUNTS = ("reported", "valid_reported", "overdue_open", "suspended_open")
 MONTHS_BACK = 6
+CACHE_SECONDS = 60
+
+
+class _Recent:
+    """Reports computed in the last `CACHE_SECONDS`, per principal and question: a dashboard is opened
+    again and again, and its figures are as of the moment they were computed (shown on the page)."""
+
+    def __init__(self, size: int = 512):
+        self._found: dict = {}
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key, compute):
+        now = time.monotonic()
+        with self._lock:
+            hit = self._found.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._found) >= self._size:
+                self._found.clear()
+            self._found[key] = (now + CACHE_SECONDS, value)
+        return value
+
+
+def _recent() -> _Recent:
+    """This app's recent reports (one engine per app, so one database)."""
+    return current_app.extensions.setdefault("gridflow.console.recent_reports", _Recent())
 
 
 def default_group(p) -> str:
@@ -67,8 +98,9 @@ def dashboard():
     engine = current_engine()
     now = current_clock().now()
     # The tiles need only the month's total: one row, the cheapest report there is.
-    report = engine.statistics.report(p, period="month", start=month, end=periods.next_start("month", month),
-                                      group_by="all", as_of=now, figures=list(HEADLINE))
+    report = _recent().get((p, "tiles", month), lambda: engine.statistics.report(
+        p, period="month", start=month, end=periods.next_start("month", month), group_by="all", as_of=now,
+        figures=list(HEADLINE)))
     total = next((r for r in report["rows"] if r["group"] == "*"), None)
     tiles = []
     for name in HEADLINE:
@@ -80,6 +112,7 @@ def dashboard():
     board = engine.paths.board(p, now, limit=15)
     return render_template("console/dashboard.html", month=month.strftime("%Y-%m"), group=group,
                            groups=_choices(p), tiles=tiles, board=board, rules=report["rules"],
+                           as_of=report["as_of"],
                            data_href=url_for("console.dashboard_data", month=month.strftime("%Y-%m"), group=group))
 
 
@@ -94,9 +127,9 @@ def dashboard_data():
     now = current_clock().now()
     wanted = list(dict.fromkeys(COUNTS + RATES))
     # One report for both charts: the last months by group; its total rows ("*") are the trend.
-    found = engine.statistics.report(p, period="month", start=_months_before(month, MONTHS_BACK - 1),
-                                     end=periods.next_start("month", month), group_by=group, as_of=now,
-                                     figures=wanted)
+    found = _recent().get((p, "charts", month, group), lambda: engine.statistics.report(
+        p, period="month", start=_months_before(month, MONTHS_BACK - 1), end=periods.next_start("month", month),
+        group_by=group, as_of=now, figures=wanted))
     this_month = found["periods"][-1]["key"]
     by_group = [r for r in found["rows"] if r["group"] != "*" and r["period"] == this_month]
     totals = {r["period"]: r for r in found["rows"] if r["group"] == "*"}
