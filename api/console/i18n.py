@@ -25,7 +25,7 @@ STATUSES = {
     "accepted": ("已受理", "accepted"), "applied": ("已申请", "applied"), "approved": ("已批准", "approved"),
     "rejected": ("已驳回", "rejected"), "in_force": ("已生效", "in force"),
     # task states
-    "offered": ("待签收", "to sign for"), "signed_for": ("已签收", "signed for"), "ready": ("待办理", "to do"),
+    "offered": ("待处理（未签收）", "open, not signed for"), "signed_for": ("已签收", "signed for"), "ready": ("待办理", "to do"),
     "completed": ("已完成", "completed"), "extension_requested": ("延期申请中", "extension requested"),
     "explanation_submitted": ("说明已提交", "explanation submitted"), "refused": ("已拒绝", "refused"),
 }
