@@ -2,8 +2,10 @@
 a deploy must pass. A problem is reported with its file and element id; nothing here touches storage."""
 from __future__ import annotations
 
+import ast
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from defusedxml import ElementTree as DefusedET
 from defusedxml.common import DefusedXmlException
@@ -14,10 +16,10 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from rules import lifecycles
 
-from engine.execution.expressions import ExpressionError, check_expression, check_script
+from engine.execution.expressions import Evaluator, ExpressionError, check_expression, check_script
 from engine.definitions.forms import FormError, parse_form
 from engine.execution.functions import FUNCTION_NAMES
-from engine.execution.spiff import GridBpmnParser
+from engine.execution.spiff import GridBpmnParser, timer_due
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -171,9 +173,23 @@ def _check_expressions_of(name: str, element, localname: str) -> list[Problem]:
     if localname in ("conditionExpression", "timeDate", "timeDuration"):
         if not text:
             return [Problem(name, _owner_id(element), f"empty bpmn:{localname}")]
-        return _checked(name, element, text, check_expression)
+        return _checked(name, element, text, check_expression) or _timer_literal(name, element, localname, text)
     if localname == "script":
         return _checked(name, element, element.text or "", check_script)
+    return []
+
+
+def _timer_literal(name, element, localname: str, text: str) -> list[Problem]:
+    """A timer whose expression uses no variable or function has its value now: it is checked as a running
+    timer would check it (engine/execution/spiff.py `timer_due`), so an unbounded one is refused at deploy."""
+    if localname == "conditionExpression" or any(isinstance(n, (ast.Name, ast.Call)) for n in ast.walk(ast.parse(
+            text, mode="eval"))):
+        return []
+    try:
+        value = Evaluator().evaluate(text, {})
+        timer_due("duration" if localname == "timeDuration" else "date", value, datetime.now(timezone.utc))
+    except ExpressionError as exc:
+        return [Problem(name, _owner_id(element), f"bpmn:{localname} {text[:80]!r} refused: {exc}")]
     return []
 
 
