@@ -26,7 +26,8 @@ def _globals():
 
 def template_globals(env) -> None:
     """Helpers every console template and macro may call (macros are imported without the context)."""
-    env.globals.update(_=i18n.text, nav_items=nav.visible, when=i18n.when, status_name=i18n.status, field_name=i18n.field,
+    env.globals.update(_=i18n.text, nav_items=nav.visible, when=i18n.when, status_name=i18n.status,
+                       field_name=i18n.field, field_value=i18n.value, level_name=lambda v: i18n.value("level", v),
                        role_name=i18n.role)
 
 

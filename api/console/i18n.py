@@ -10,6 +10,7 @@ from datetime import datetime
 from flask import session
 
 from rules.calendar import BEIJING
+from rules.catalog import shipped_catalog
 
 LANGUAGES = ("zh", "en")
 
@@ -89,3 +90,23 @@ FIELDS = {
 
 def field(name: str) -> str:
     return _pair(FIELDS, name)
+
+
+LEVELS = {"community": ("社区", "community"), "township": ("乡镇（街道）", "township"), "county": ("县（市、区）", "county"),
+          "city": ("市", "city")}
+URGENCIES = {"normal": ("一般", "normal"), "urgent": ("紧急", "urgent"), "emergency": ("特急", "emergency")}
+
+
+def value(key: str, raw):
+    """A case field's value as people read it: a kind of matter by its catalog name, a level or urgency
+    by its word; anything else as it is."""
+    if not isinstance(raw, str):
+        return raw
+    if key == "sub_category":
+        catalog = shipped_catalog()
+        return f"{catalog.sub_category(raw).name}（{raw}）" if raw in catalog else raw
+    if key == "level":
+        return _pair(LEVELS, raw)
+    if key == "urgency":
+        return _pair(URGENCIES, raw)
+    return raw
