@@ -165,6 +165,7 @@ def test_security_headers_and_no_inline_script(console):
         assert page.status_code == 200, path
         csp = page.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "default-src 'none'" in csp and "http" not in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
         for script in re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.S):
             assert 'src="/console/static/' in script[0] and not script[1].strip(), (path, script)
