@@ -25,12 +25,20 @@ def upgrade(ctx):
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--by", "deployer", default="admin", show_default=True, help="Who deploys (recorded).")
+@click.option("--check", "check_only", is_flag=True, help="Run the deploy's checks only; store nothing.")
 @click.pass_context
 @reports_errors
-def deploy(ctx, files, deployer):
+def deploy(ctx, files, deployer, check_only):
     """Deploy BPMN/DMN files; unchanged content is a no-op, changed content the next version."""
     from engine.clock import SYSTEM_CLOCK
     uploads = {path.name: path.read_bytes() for path in files}
+    if check_only:
+        problems = engine_of(ctx).definitions.check(uploads)
+        for p in problems:
+            click.echo(f"  {p} [{p.code}]", err=True)
+        click.echo(f"{len(problems)} problem(s); nothing was deployed" if problems else
+                   "no problems: the files would deploy")
+        ctx.exit(2 if problems else 0)
     for outcome in engine_of(ctx).definitions.deploy(uploads, deployer, SYSTEM_CLOCK):
         click.echo(str(outcome))
 
@@ -45,6 +53,6 @@ def definitions(ctx, key):
     if not rows:
         click.echo("no definitions deployed; run `gridflow deploy processes/*.bpmn`")
         return
-    click.echo(render.table(["key", "version", "hash", "deployed at (UTC)", "by"],
-                            [[d.key, d.version, d.content_hash[:12], render.when(d.deployed_at), d.deployed_by]
-                             for d in rows]))
+    click.echo(render.table(["key", "version", "hash", "deployed at (UTC)", "by", "kind"],
+                            [[d.key, d.version, d.content_hash[:12], render.when(d.deployed_at), d.deployed_by,
+                              d.kind] for d in rows]))

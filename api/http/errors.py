@@ -96,7 +96,7 @@ def register(app: Flask) -> None:
     def _rejected(exc: DefinitionRejected):
         return ApiError(422, "definition_rejected", "流程定义未通过检查，未作任何更改",
                         "The definition was refused; nothing was changed",
-                        [str(p) for p in exc.problems]).response()
+                        [p.as_dict() for p in exc.problems]).response()
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

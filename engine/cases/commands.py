@@ -15,7 +15,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition as BpmnMessageEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition, TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
@@ -46,6 +46,10 @@ from engine.store.models import Case, HistoryEvent, HumanTask
 from engine.execution.spiff import SERIALIZER, event_definitions
 
 MAX_PAYLOAD_KEYS = 200
+# Engine steps (elements completed) one command may run. A loop the deploy check could not see through keeps
+# SpiffWorkflow busy and, past ~1000 steps, makes it stop silently with the case looking finished; a
+# command that gets this far is refused with nothing committed. Ordinary commands run tens of steps.
+MAX_STEPS_PER_COMMAND = 400
 MAX_EXTENSION_DAYS = 10  # domain.md §4: an extension is at most 10 working days
 SUPERVISION_CARDS = ("normal", "yellow", "red")
 
@@ -63,9 +67,16 @@ class _Run:
     task_moves: list = field(default_factory=list)
     role: str | None = None       # the role the command acts in: who would be assigning a new task
     notes: dict = field(default_factory=dict)   # further effects for the history event (rule versions used)
+    steps: int = 0
 
     def reach(self, spiff_task) -> None:
         """An element was reached: a declared status applies now; a deadline on a task makes it overdue."""
+        self.steps += 1
+        if self.steps > MAX_STEPS_PER_COMMAND:
+            raise InvalidCommand(f"case {self.case.id or '(new)'}: more than {MAX_STEPS_PER_COMMAND} engine steps in "
+                                 f"one command (last at {spiff_task.task_spec.bpmn_id or spiff_task.task_spec.name}); "
+                                 "the definition loops without a bound — nothing was applied (流程存在无上限循环，"
+                                 "本次操作未生效)")
         if _is_timer_on_task(spiff_task):
             host = _host_of(spiff_task)
             row = next((t for t in self.tasks if host is not None and t.spiff_task_id == str(host.id)), None)
@@ -481,7 +492,7 @@ class CaseService:
             run.workflow.refresh_timers()
             run.workflow.do_engine_steps(did_complete_task=run.reach)
         except SpiffWorkflowException as exc:
-            raise InvalidCommand(f"case {run.case.id}: {_spiff_message(exc)}") from None
+            raise InvalidCommand(f"case {run.case.id or '(new)'}: {_spiff_message(exc)}") from None
         ready = {str(t.id): t for t in run.workflow.get_tasks(state=TaskState.READY, manual=True)}
         known = {row.spiff_task_id: row for row in run.tasks}
         now = run.clock.now()
@@ -585,7 +596,9 @@ class CaseService:
 
 def _is_timer_on_task(spiff_task) -> bool:
     spec = spiff_task.task_spec
-    return isinstance(spec, BoundaryEvent) and isinstance(spec.event_definition, TimerEventDefinition)
+    # A cycle timer repeats a reminder (催办) beside the task; it is not the task's deadline.
+    return isinstance(spec, BoundaryEvent) and isinstance(spec.event_definition, TimerEventDefinition) \
+        and not isinstance(spec.event_definition, CycleTimerEventDefinition)
 
 
 def _host_of(boundary_task):

@@ -40,6 +40,8 @@ def waiting_timers(workflow) -> list[WaitingTimer]:
         if not timers:
             continue
         due = task.internal_data.get("event_value")
+        if isinstance(due, dict):   # a cycle timer: its next repetition, while it has repetitions left
+            due = due.get("next") if due.get("cycles") != 0 else None
         found.append(WaitingTimer(str(task.id), task.task_spec.bpmn_id, timers[0].name or task.task_spec.bpmn_id,
                                   TimerEventDefinition.get_datetime(due) if isinstance(due, str) else None))
     return found

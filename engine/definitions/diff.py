@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from engine.definitions.bundle import BPMN_NS, SPIFF_NS, is_dmn, read_xml
+from engine.definitions.canonical import DEFAULTS, NAMES_LOOKED_UP, TOOL_ATTRIBUTES, forms
 from engine.definitions.forms import FormError, parse_form
 
 # Children that have an id in modeler output but belong to their parent's meaning: a timer's definition is
@@ -119,7 +120,7 @@ def compare_files(before: dict[str, str], after: dict[str, str]) -> list[FileDif
             change = "added" if old is None else "removed"
             result.append(FileDiff(name, kind, change, tuple(elements)))
             continue
-        diagram_changed = _diagram(old_root) != _diagram(new_root)
+        diagram_changed = forms(old_root)[1] != forms(new_root)[1]
         # Re-saved by a modeler with nothing else touched: a new version whose cases behave the same.
         change = "changed" if elements or diagram_changed else "reformatted" if old != new else "unchanged"
         result.append(FileDiff(name, kind, change, tuple(elements), diagram_changed))
@@ -155,8 +156,14 @@ def _elements(root) -> dict[str, _Element]:
         if not _is_element(node):
             continue
         facts: dict[tuple[str, str], str] = {}
+        # An attribute left out has its schema default (bpmn-js drops cancelActivity="true"): compared as
+        # that value. The exporter names a tool, not a meaning.
+        for attr, value in DEFAULTS.get(_local(node), {}).items():
+            facts[("attribute", attr)] = value
         for attr, value in node.attrib.items():
-            if attr != "id":
+            if attr != "id" and _attr_name(attr) not in TOOL_ATTRIBUTES:
+                if attr == "name" and _local(node) not in NAMES_LOOKED_UP:
+                    value = " ".join(value.split())   # a label's line breaks are layout
                 facts[("attribute", _attr_name(attr))] = value
         _collect(node, facts)
         if _local(node) == "rule":
@@ -253,13 +260,6 @@ def _lanes_of(root) -> dict[str, str]:
             # The innermost lane wins: iter() visits a child lane after its parent.
             lanes[(ref.text or "").strip()] = lane.get("name") or lane.get("id") or ""
     return lanes
-
-
-def _diagram(root) -> list:
-    """The drawing as tags, attributes and texts, blind to indentation."""
-    return [(node.tag, sorted(node.attrib.items()), (node.text or "").strip())
-            for top in root if isinstance(top.tag, str) and etree.QName(top).namespace in _DIAGRAM_NAMESPACES
-            for node in top.iter() if isinstance(node.tag, str)]
 
 
 def _element_diffs(old: dict[str, _Element], new: dict[str, _Element]) -> list[ElementDiff]:

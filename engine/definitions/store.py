@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from engine.definitions import bundle as bundles
+from engine.definitions import canonical
 from engine.definitions.bundle import NS, Bundle, DefinitionRejected, Problem
+from engine.definitions.problems import problem
 from engine.clock import Clock
 from engine.definitions.diff import DefinitionDiff, compare_versions
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, InvalidCommand, NotFound
 from engine.store.models import Definition
 
 
@@ -23,10 +25,15 @@ class DeployOutcome:
     version: int
     content_hash: str
     created: bool
+    # new (first version), changed, drawing (only the diagram changed: cases behave the same), unchanged
+    change: str = ""
+    kind: str = "process"
 
     def __str__(self) -> str:
         verb = "deployed as" if self.created else "unchanged, still"
-        return f"{self.key}: {verb} version {self.version} ({self.content_hash[:12]})"
+        what = "decision " if self.kind == "decision" else ""
+        note = " — only the drawing changed; cases behave the same" if self.change == "drawing" else ""
+        return f"{what}{self.key}: {verb} version {self.version} ({self.content_hash[:12]}){note}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class DefinitionInfo:
     content_hash: str
     deployed_at: datetime
     deployed_by: str
+    kind: str = "process"
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class LoadedDefinition:
 
 def _info(row: Definition) -> DefinitionInfo:
     return DefinitionInfo(row.id, row.key, row.version, row.name, row.content_hash, row.deployed_at,
-                          row.deployed_by)
+                          row.deployed_by, row.kind or "process")
 
 
 class DefinitionStore:
@@ -63,20 +71,20 @@ class DefinitionStore:
 
     # -- deploy -------------------------------------------------------------------------------------
 
+    def check(self, uploads: dict[str, bytes]) -> list[Problem]:
+        """Every problem a deploy of `uploads` would refuse, by file and element; nothing is stored.
+
+        The same checks as `deploy`, against what is deployed now (called processes and decisions)."""
+        try:
+            self._prepare(uploads)
+        except DefinitionRejected as exc:
+            return exc.problems
+        return []
+
     def deploy(self, uploads: dict[str, bytes], deployer: str, clock: Clock) -> list[DeployOutcome]:
-        """Deploy every executable process in `uploads`; all or nothing."""
-        if not uploads:
-            raise DefinitionRejected([Problem("", "", "nothing to deploy")])
-        texts = {}
-        for name, data in uploads.items():
-            bundles.read_xml(name, data)
-            try:
-                texts[name] = data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DefinitionRejected([Problem(name, "", "file is not UTF-8 text")]) from None
-        with self._readers() as session:
-            deployed = self._latest_rows(session)
-        built = [bundles.build(files, key) for key, files in self._bundle_files(texts, deployed).items()]
+        """Deploy every executable process in `uploads`, and every DMN file no uploaded process uses as a
+        decision of its own; all or nothing."""
+        built = self._prepare(uploads)
         with self._sessions() as session, session.begin():
             outcomes = [self._store(session, b, deployer, clock) for b in built]
             try:
@@ -85,16 +93,51 @@ class DefinitionStore:
                 raise Conflict("another deploy of the same definition ran at the same time; try again") from None
         return outcomes
 
+    def _prepare(self, uploads: dict[str, bytes]) -> list[Bundle]:
+        """The bundles `uploads` would deploy, each built and checked; DefinitionRejected lists every
+        problem of every file."""
+        if not uploads:
+            raise DefinitionRejected([problem("", "", "nothing_to_deploy", "nothing to deploy", "没有可部署的文件")])
+        texts, problems = {}, []
+        for name, data in uploads.items():
+            try:
+                bundles.read_xml(name, data)
+                texts[name] = data.decode("utf-8")
+            except DefinitionRejected as exc:
+                problems += exc.problems
+            except UnicodeDecodeError:
+                problems.append(problem(name, "", "not_utf8", "file is not UTF-8 text", "文件不是 UTF-8 文本"))
+        if problems:
+            raise DefinitionRejected(problems)
+        with self._readers() as session:
+            deployed = self._latest_rows(session)
+        built = []
+        for key, (files, kind) in self._bundle_files(texts, deployed).items():
+            try:
+                built.append(bundles.build(files, key, kind=kind))
+            except DefinitionRejected as exc:
+                problems += [p for p in exc.problems if p not in problems]
+        if problems:
+            raise DefinitionRejected(problems)
+        return built
+
     def _store(self, session, built: Bundle, deployer: str, clock: Clock) -> DeployOutcome:
         latest = session.scalars(sa.select(Definition).where(Definition.key == built.key)
                                  .order_by(Definition.version.desc()).limit(1)).first()
-        content_hash = built.content_hash
-        if latest is not None and latest.content_hash == content_hash:
-            return DeployOutcome(built.key, latest.version, content_hash, created=False)
+        content_hash, diagram_hash = canonical.bundle_hash(built.files)
+        if latest is not None:
+            # Recomputed from the stored files, so versions deployed before canonical hashing compare too.
+            latest_content, latest_diagram = canonical.bundle_hash(latest.files)
+            if (latest_content, latest_diagram) == (content_hash, diagram_hash):
+                return DeployOutcome(built.key, latest.version, latest.content_hash, created=False,
+                                     change="unchanged", kind=latest.kind or "process")
+            change = "drawing" if latest_content == content_hash else "changed"
+        else:
+            change = "new"
         version = 1 if latest is None else latest.version + 1
         session.add(Definition(key=built.key, version=version, name=built.name, content_hash=content_hash,
-                               files=built.files, deployed_at=clock.now(), deployed_by=deployer))
-        return DeployOutcome(built.key, version, content_hash, created=True)
+                               files=built.files, deployed_at=clock.now(), deployed_by=deployer, kind=built.kind))
+        return DeployOutcome(built.key, version, content_hash, created=True, change=change, kind=built.kind)
 
     @staticmethod
     def _latest_rows(session) -> dict[str, dict[str, str]]:
@@ -106,9 +149,12 @@ class DefinitionStore:
         return {key: files for key, files in rows}
 
     @staticmethod
-    def _bundle_files(texts: dict[str, str], deployed: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    def _bundle_files(texts: dict[str, str], deployed: dict[str, dict[str, str]]) \
+            -> dict[str, tuple[dict[str, str], str]]:
         """For each executable process uploaded, its file plus the files it reaches through call
-        activities and business rule tasks, from this upload first, else from what is deployed."""
+        activities and business rule tasks, from this upload first, else from what is deployed; for each
+        decision of an uploaded DMN file that no uploaded process reaches, that file alone.
+        {key: (files, kind)}."""
         roots = {name: bundles.read_xml(name, text.encode()) for name, text in texts.items()}
         providers: dict[str, tuple[str, str]] = {}
         for files in deployed.values():
@@ -118,13 +164,20 @@ class DefinitionStore:
         for name, root in roots.items():  # the upload wins over what is deployed
             for pid in _provided(root):
                 providers[pid] = (name, texts[name])
-        result = {}
+        result, problems, reached = {}, [], set()
         for name, root in roots.items():
-            if bundles.is_dmn(root):
+            if not bundles.is_dmn(root) and not bundles.is_bpmn(root):
+                problems += bundles.check_files({name: root})
+            if bundles.is_dmn(root) or not bundles.is_bpmn(root):
                 continue
             keys = bundles.executable_process_ids(root)
             if not keys:
-                raise DefinitionRejected([Problem(name, "", "no executable process (isExecutable=\"true\")")])
+                problems.append(problem(name, (root.xpath("//bpmn:process/@id", namespaces=NS) or [""])[0],
+                                        "no_executable_process",
+                                        "no executable process (isExecutable=\"true\"): mark the process to "
+                                        "run as executable", "没有可执行的流程（isExecutable=\"true\"）：请把要运行的流程"
+                                        "标记为可执行"))
+                continue
             for key in keys:
                 files, todo = {name: texts[name]}, [root]
                 while todo:
@@ -133,7 +186,19 @@ class DefinitionStore:
                             ref_name, ref_text = providers[ref]
                             files[ref_name] = ref_text
                             todo.append(bundles.read_xml(ref_name, ref_text.encode()))
-                result[key] = files
+                reached.update(files)
+                result[key] = (files, "process")
+        for name, root in roots.items():
+            if not bundles.is_dmn(root) or name in reached:
+                continue
+            decisions = bundles.decision_ids(root)
+            if not decisions:
+                problems.append(problem(name, "", "no_decision", "the DMN file holds no decision",
+                                        "该 DMN 文件中没有决策"))
+            for key in decisions[:1]:   # one decision table per file; further ones are refused by the check
+                result[key] = ({name: texts[name]}, "decision")
+        if problems:
+            raise DefinitionRejected(problems)
         return result
 
     # -- read ---------------------------------------------------------------------------------------
@@ -181,6 +246,9 @@ class DefinitionStore:
             if row is None:
                 raise NotFound(f"no definition with id {definition_id}")
             info, files = _info(row), dict(row.files)
+        if info.kind == "decision":
+            raise InvalidCommand(f"{info.key!r} is a decision (DMN), not a process: call it from a business rule "
+                                 "task of a process (spiffworkflow:calledDecisionId)")
         built = bundles.build(files, info.key)
         elements = {}
         for spec in [built.spec, *built.subprocess_specs.values()]:

@@ -7,6 +7,7 @@ without patching anything global.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_FORMAT
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
     DurationTimerEventDefinition,
     TimeDateEventDefinition,
     TimerEventDefinition,
@@ -41,6 +43,100 @@ MAX_TIMER_SPAN = timedelta(days=3660)
 
 def _now(my_task) -> datetime:
     return my_task.workflow.script_engine.clock.now()
+
+
+# ---- timer values as modelers write them -------------------------------------------------------------
+# bpmn.io and Camunda Modeler write `<timeDuration>P3D</timeDuration>`: bare ISO-8601 text is a literal. Any
+# other text is an expression of the safe evaluator that must produce such text (`"P3D"`, `f"PT{h}H"`).
+# Which one a value is, is decided by its text alone, so the deploy check and the parser agree.
+
+_DURATION = re.compile(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?", re.I)
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?", re.I)
+_CYCLE = re.compile(r"R(\d*)/([^/\s]+)(/([^/\s]+))?", re.I)
+TIMER_KINDS = {"timeDate": "date-time", "timeDuration": "duration", "timeCycle": "cycle"}
+
+
+class TimerValueError(ValueError):
+    pass
+
+
+def literal_kind(text: str) -> str | None:
+    """"duration", "date-time" or "cycle" when `text` is a bare ISO-8601 literal of that kind, else None."""
+    text = text.strip()
+    if _DURATION.fullmatch(text):
+        return "duration"
+    if _DATE_TIME.fullmatch(text):
+        return "date-time"
+    if _CYCLE.fullmatch(text):
+        return "cycle"
+    return None
+
+
+def check_timer_literal(kind: str, text: str) -> None:
+    """Raise TimerValueError unless `text` is a usable literal for a timer of `kind` (timeDate, …)."""
+    text = text.strip()
+    if kind == "timeDuration":
+        TimerEventDefinition.parse_iso_duration(text)
+    elif kind == "timeDate":
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise TimerValueError(f"{text!r} is not a date-time: {exc}") from None
+        if value.tzinfo is None:
+            raise TimerValueError(f"{text!r} has no time zone; write it with one, e.g. {text}+08:00")
+    elif kind == "timeCycle":
+        _cycle(text, datetime.now(timezone.utc))
+
+
+def timer_expression(kind: str, text: str | None) -> str | None:
+    """The expression the engine evaluates for a timer's text: a literal of the timer's kind is quoted."""
+    if text is None:
+        return None
+    if literal_kind(text) == TIMER_KINDS.get(kind):
+        return repr(text.strip())
+    return text
+
+
+def _cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
+    """(repetitions, first due time, interval) of an ISO-8601 repeating interval; -1 repeats for ever.
+
+    `R3/PT10H` starts one interval after `now` (the time the timer is reached); `R/2026-01-05T09:00+08:00/P1D`
+    starts at its date-time; `R2/PT1H/2026-01-05T12:00+08:00` ends at its date-time."""
+    if len(text) > MAX_TIMER_TEXT:
+        raise TimerValueError(f"a timer value is at most {MAX_TIMER_TEXT} characters, not {len(text):,}")
+    match = _CYCLE.fullmatch(text.strip())
+    if match is None:
+        raise TimerValueError(f"{text!r} is not a repeating interval such as R3/PT10H")
+    count = int(match.group(1)) if match.group(1) else -1
+    first, second = match.group(2), match.group(4)
+
+    def part(value):
+        if value.upper().startswith("P"):
+            return TimerEventDefinition.parse_iso_duration(value)
+        parsed = TimerEventDefinition.get_datetime(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            raise TimerValueError(f"{value!r} has no time zone")
+        return parsed
+
+    first, second = part(first), part(second) if second else None
+    if isinstance(first, datetime) and isinstance(second, dict):
+        interval = TimerEventDefinition.get_timedelta_from_start(second, first)
+        start = first
+    elif isinstance(first, dict) and isinstance(second, datetime):
+        interval = TimerEventDefinition.get_timedelta_from_end(first, second)
+        start = second - interval * max(count, 1)
+    elif isinstance(first, dict) and second is None:
+        interval = TimerEventDefinition.get_timedelta_from_start(first, now)
+        start = now + interval
+    else:
+        raise TimerValueError(f"{text!r}: a repeating interval is R[n]/duration, R[n]/start/duration or "
+                              "R[n]/duration/end")
+    if interval <= timedelta(0):
+        raise TimerValueError(f"{text!r}: the interval must be longer than zero")
+    if abs(start - now) > MAX_TIMER_SPAN:
+        raise TimerValueError(f"{text!r} first falls due {start.isoformat()}, more than {MAX_TIMER_SPAN.days} days "
+                              f"from {now.isoformat()}")
+    return count, start, interval
 
 
 def timer_due(kind: str, value, start: datetime, task=None) -> datetime:
@@ -100,13 +196,44 @@ class ClockedDuration(DurationTimerEventDefinition):
         return my_task._get_internal_data("event_fired", False)
 
 
+class ClockedCycle(CycleTimerEventDefinition):
+    """A timeCycle timer (a reminder every so often, 催办) by the command's clock. Each time it falls due the
+    event's outgoing path runs once more; after its last repetition the timer is done."""
+
+    def cycle_complete(self, my_task):
+        event_value = my_task._get_internal_data("event_value")
+        now = _now(my_task)
+        if event_value is None:
+            expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
+            try:
+                cycles, start, interval = _cycle(str(expression), now)
+            except (TimerValueError, Exception) as exc:   # SpiffWorkflow's parsers raise bare Exception
+                raise WorkflowTaskException(f"timer value {str(expression)[:80]!r} refused: {exc}", task=my_task,
+                                            exception=exc) from exc
+            event_value = {"cycles": cycles, "next": start.isoformat(), "duration": interval.total_seconds()}
+        ready = False
+        if event_value["cycles"] != 0:
+            due = datetime.fromisoformat(event_value["next"])
+            if due < now:
+                event_value["next"] = (due + timedelta(seconds=event_value["duration"])).isoformat()
+                event_value["cycles"] -= 1
+                ready = True
+        else:
+            my_task.internal_data.pop("event_value", None)
+            my_task.internal_data["event_fired"] = True
+        my_task._set_internal_data(event_value=event_value)
+        return ready
+
+
 def event_definitions(definition) -> list:
     """The events a waiting task catches: an event-based gateway waits on several through one
     MultipleEventDefinition."""
     return list(getattr(definition, "event_definitions", None) or [definition])
 
 
-_CLOCKED = {TimeDateEventDefinition: ClockedTimeDate, DurationTimerEventDefinition: ClockedDuration}
+_CLOCKED = {TimeDateEventDefinition: (ClockedTimeDate, "timeDate"),
+            DurationTimerEventDefinition: (ClockedDuration, "timeDuration"),
+            CycleTimerEventDefinition: (ClockedCycle, "timeCycle")}
 
 
 class _ClockedTimers:
@@ -114,7 +241,9 @@ class _ClockedTimers:
         definition = super().parse_timer_event(event)
         clocked = _CLOCKED.get(type(definition))
         if clocked is not None:
-            definition = clocked(definition.name, definition.expression, description=definition.description)
+            cls, kind = clocked
+            definition = cls(definition.name, timer_expression(kind, definition.expression),
+                             description=definition.description)
         return definition
 
 
@@ -165,6 +294,7 @@ class InstanceSerializer:
         config = dict(SPIFF_CONFIG)
         config[ClockedTimeDate] = TimerConditionalEventDefinitionConverter
         config[ClockedDuration] = TimerConditionalEventDefinitionConverter
+        config[ClockedCycle] = TimerConditionalEventDefinitionConverter
         self.registry = BpmnWorkflowSerializer.configure(config, DefaultRegistry())
         self._instance = _InstanceConverter(BpmnWorkflow, self.registry)
         self._spec_serializer = BpmnWorkflowSerializer(self.registry)

@@ -26,6 +26,8 @@ class Definition(Base):
     files: Mapped[dict] = mapped_column(JSON)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deployed_by: Mapped[str] = mapped_column(sa.String(200))
+    # process, or decision: a DMN file deployed on its own for business rule tasks to call
+    kind: Mapped[str] = mapped_column(sa.String(20), default="process", server_default="process")
 
 
 class Case(Base):

@@ -46,16 +46,35 @@ class DeployOutcomeSchema(Schema):
     content_hash = fields.String(required=True)
     created = fields.Boolean(required=True)
     result = fields.String(required=True, metadata={"description": "deployed (a new version) or unchanged"})
+    change = fields.String(metadata={"description": "new, changed, drawing (only the diagram changed: cases "
+                                                    "behave the same) or unchanged"})
+    kind = fields.String(metadata={"description": "process, or decision (a DMN file deployed on its own)"})
 
 
 class DeployResultSchema(Schema):
     outcomes = fields.List(fields.Nested(DeployOutcomeSchema), required=True)
 
 
+class ProblemSchema(Schema):
+    file = fields.String(required=True)
+    element_id = fields.String(allow_none=True, metadata={"description": "the BPMN/DMN id the problem is "
+                                                                        "about; null for the whole file"})
+    code = fields.String(required=True, metadata={"description": "stable name of the check, e.g. "
+                                                                 "unbounded_loop, timer_value, lane_role"})
+    message = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                          metadata={"description": "{zh, en}"})
+
+
+class CheckResultSchema(Schema):
+    ok = fields.Boolean(required=True)
+    problems = fields.List(fields.Nested(ProblemSchema), required=True)
+
+
 class DefinitionKeySchema(Schema):
     key = fields.String(required=True)
     name = fields.String(required=True)
     latest_version = fields.Integer(required=True)
+    kind = fields.String(metadata={"description": "process, or decision (a DMN file for processes to call)"})
     versions = fields.Integer(required=True)
     deployed_at = fields.AwareDateTime(required=True, metadata={"description": "of the latest version"})
     deployed_by = fields.String(required=True)
@@ -135,7 +154,7 @@ class Definitions(MethodView):
         for info in current_engine().definitions.list():
             entry = latest.setdefault(info.key, {"versions": 0})
             entry.update(key=info.key, name=info.name, latest_version=info.version, deployed_at=info.deployed_at,
-                         deployed_by=info.deployed_by, versions=entry["versions"] + 1)
+                         deployed_by=info.deployed_by, versions=entry["versions"] + 1, kind=info.kind)
         return list(latest.values())
 
     @requires(scopes.PROCESS_ADMIN)
@@ -152,13 +171,31 @@ class Definitions(MethodView):
         except DefinitionRejected as exc:
             raise ApiError(422, "definition_rejected", "流程定义未通过检查，未作任何更改",
                            f"the definition was refused, nothing was changed: {len(exc.problems)} problem(s)",
-                           [{"file": p.file, "element": p.element or None, "message": p.message}
-                            for p in exc.problems]) from None
+                           problem_details(exc.problems)) from None
         created = any(o.created for o in outcomes)
         body = {"outcomes": [{"key": o.key, "version": o.version, "content_hash": o.content_hash,
-                              "created": o.created, "result": "deployed" if o.created else "unchanged"}
+                              "created": o.created, "result": "deployed" if o.created else "unchanged",
+                              "change": o.change, "kind": o.kind}
                              for o in outcomes]}
         return body, 201 if created else 200
+
+
+def problem_details(problems) -> list[dict]:
+    """A refused deploy's problems: file, element and code as data, the message in English and both languages."""
+    return [{"file": p.file, "element": p.element_id or None, "element_id": p.element_id or None, "code": p.code,
+             "message": p.en, "messages": p.messages()} for p in problems]
+
+
+@blp.route("/check")
+class DefinitionCheck(MethodView):
+    @requires(scopes.PROCESS_ADMIN)
+    @blp.arguments(DeployFilesSchema, location="files")
+    @blp.response(200, CheckResultSchema)
+    def post(self, body):
+        """Check files as a deploy would, against what is deployed now, and store nothing: every problem
+        with its file, element id and code, for marking it on the drawing."""
+        problems = current_engine().definitions.check(_uploads(body["files"]))
+        return {"ok": not problems, "problems": [p.as_dict() for p in problems]}
 
 
 @blp.route("/<string(maxlength=200):key>")

@@ -15,8 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # A definition row is a process or a decision (a DMN file deployed alone). Content hashes of rows
+    # deployed before stay as they were: a deploy compares against the canonical hash of the stored files.
+    with op.batch_alter_table("definitions") as batch:
+        batch.add_column(sa.Column("kind", sa.String(length=20), nullable=False, server_default="process"))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("definitions") as batch:
+        batch.drop_column("kind")
