@@ -3,11 +3,13 @@ imports them all; nothing inside them imports it back."""
 from __future__ import annotations
 
 from engine.access.access_log import AccessLog
+from engine.access.accounts import AccountStore
 from engine.access.api_keys import ApiKeyStore
 from engine.access.idempotency import IdempotencyStore
 from engine.audit.trail import AuditService
 from engine.cases.acting import ActingCases
 from engine.cases.commands import CaseService
+from engine.cases.paths import CasePaths
 from engine.cases.queries import CaseQueries
 from engine.deadlines.calendars import CalendarStore
 from engine.deadlines.standing import DeadlineBoard
@@ -56,6 +58,8 @@ class Engine:
         self.cases.projections.append(self.statistics.record)
 
         # (console accounts)
+        self.accounts = AccountStore(self.sessions, self.readers)  # people who sign in to the console
+        self.paths = CasePaths(self.views, self.definitions)  # a case's path on its diagram, task deadlines
 
         # (instance migration)
         self.migrations = MigrationService(self.sessions, self.readers, self.cases, self.definitions,

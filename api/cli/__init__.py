@@ -23,6 +23,7 @@ from api.cli import webhooks
 from api.cli import stats
 
 # (console accounts: its command module here)
+from api.cli import users
 
 # (instance migration: its command module here)
 from api.cli import migration
@@ -50,6 +51,7 @@ for command in (
     stats.stats,
 
     # (console accounts)
+    users.users,
 
     # (instance migration)
     migration.migrate,

@@ -514,7 +514,42 @@ class StatFact(Base):
 
 
 # -- console: accounts for people --
-# (tables of this capability go here)
+class Account(Base):
+    """A person who signs in to the console. Role and scope are those of the API's `Principal`; only an
+    argon2 hash of the password is kept. `session_version` moves on disable and password reset, which
+    ends every session signed in before."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(40))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(40))
+    unit: Mapped[str | None] = mapped_column(sa.String(120))
+    level: Mapped[str | None] = mapped_column(sa.String(20))
+    area_code: Mapped[str | None] = mapped_column(sa.String(12))
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    session_version: Mapped[int] = mapped_column(default=1)
+    failed_attempts: Mapped[int] = mapped_column(default=0)   # consecutive, since the last good sign-in
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    password_set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInEvent(Base):
+    """The access log of the console: every sign-in, failed attempt, lock-out and sign-out."""
+
+    __tablename__ = "sign_in_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(sa.String(200), index=True)
+    event: Mapped[str] = mapped_column(sa.String(20))  # signed_in, failed, locked, signed_out, refused
+    address: Mapped[str | None] = mapped_column(sa.String(64))
+    detail: Mapped[str] = mapped_column(sa.String(200), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # -- hardening: checkpoint chain --
