@@ -51,7 +51,7 @@ def build(engine: Engine, cases: int, templates: int) -> None:
     batch_cases, batch_tasks, batch_events = [], [], []
 
     def flush():
-        with engine.store.db.begin() as conn:
+        with engine.db.begin() as conn:
             for table, rows in ((Case.__table__, batch_cases), (HumanTask.__table__, batch_tasks),
                                 (HistoryEvent.__table__, batch_events)):
                 if rows:

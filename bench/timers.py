@@ -101,7 +101,7 @@ def clone_cases(engine: Engine, templates: list[int], count: int) -> tuple[int, 
     hash covers its case id, and task ids in their payloads point at the clone's own task rows."""
     cases_t, tasks_t, timers_t, events_t = (Case.__table__, HumanTask.__table__, Timer.__table__,
                                             HistoryEvent.__table__)
-    with engine.store.db.connect() as conn:
+    with engine.db.connect() as conn:
         source = {c["id"]: {"case": c, "tasks": [], "timers": [], "events": []}
                   for c in _rows(conn, cases_t, cases_t.c.id, templates)}
         for name, table in (("tasks", tasks_t), ("timers", timers_t), ("events", events_t)):
@@ -116,7 +116,7 @@ def clone_cases(engine: Engine, templates: list[int], count: int) -> tuple[int, 
     done = 0
     while done < count:
         n = min(CHUNK, count - done)
-        with engine.store.db.begin() as conn:
+        with engine.db.begin() as conn:
             next_id = {key: (conn.scalar(sa.select(sa.func.max(t.c.id))) or 0) + 1
                        for key, t in (("cases", cases_t), ("tasks", tasks_t), ("timers", timers_t),
                                       ("events", events_t))}
@@ -170,8 +170,8 @@ def bulk_timers(engine: Engine, case_ids: list[int], count: int) -> None:
 
     columns = ("case_id", "spiff_task_id", "element_id", "name", "due_at", "state", "created_at")
     step = 100_000
-    if engine.store.db.dialect.name == "postgresql":
-        raw = engine.store.db.raw_connection()
+    if engine.db.dialect.name == "postgresql":
+        raw = engine.db.raw_connection()
         try:
             with raw.driver_connection.cursor() as cur:
                 for start in range(0, count, step):
@@ -184,7 +184,7 @@ def bulk_timers(engine: Engine, case_ids: list[int], count: int) -> None:
             raw.close()
         return
     for start in range(0, count, step):
-        with engine.store.db.begin() as conn:
+        with engine.db.begin() as conn:
             conn.execute(Timer.__table__.insert(), [dict(zip(columns, row))
                                                      for row in rows(start, min(count, start + step))])
         note(f"    {min(count, start + step):,}/{count:,} timer rows inserted")
@@ -255,9 +255,9 @@ def set_up(engine: Engine, labels: list[str], due: int, real: int, pending: int)
     note(f"  bulk-inserting {bulk:,} far-future timers")
     bulk_timers(engine, idle_ids, bulk)
     seconds["bulk timers"] = time.perf_counter() - t
-    if engine.store.db.dialect.name == "postgresql":
+    if engine.db.dialect.name == "postgresql":
         t = time.perf_counter()
-        with engine.store.db.begin() as conn:
+        with engine.db.begin() as conn:
             # What autovacuum would have done by now after this many inserts; the planner needs it.
             conn.exec_driver_sql("ANALYZE")
         seconds["ANALYZE"] = time.perf_counter() - t
@@ -287,8 +287,8 @@ def idle_sweeps(url: str, clock: FixedClock, n: int) -> tuple[list[int], str | N
             if i >= IDLE_WARMUP:
                 times.append(elapsed)
         plans = None
-        if engine.store.db.dialect.name == "postgresql":
-            with engine.store.db.connect() as conn:
+        if engine.db.dialect.name == "postgresql":
+            with engine.db.connect() as conn:
                 rows = conn.exec_driver_sql(
                     "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
                     "WHERE statement LIKE '%%FOR UPDATE%%' AND statement LIKE '%%timers%%'").all()
@@ -328,14 +328,14 @@ def explain_claim(engine: Engine, clock: FixedClock) -> tuple[bool, list[str], b
     """The claim's plan: (uses the partial index, plan lines) as the server plans it for these values, and
     on PostgreSQL the same for a generic plan (a prepared statement planned without its values)."""
     statement, params = claim_statement(engine, clock)
-    if engine.store.db.dialect.name == "sqlite":
-        with engine.store.db.connect() as conn:
+    if engine.db.dialect.name == "sqlite":
+        with engine.db.connect() as conn:
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
         lines = [str(r[-1]) for r in rows]
         return any("ix_timers_pending_due" in line for line in lines), lines, None, []
     import psycopg
 
-    raw = engine.store.db.raw_connection()
+    raw = engine.db.raw_connection()
     try:
         # Client-side binding: the values go into the text, as a one-off query of the sweep's is planned.
         with psycopg.ClientCursor(raw.driver_connection) as cur:

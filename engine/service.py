@@ -3,11 +3,13 @@ imports them all; nothing inside them imports it back."""
 from __future__ import annotations
 
 from engine.access.access_log import AccessLog
+from engine.access.accounts import AccountStore
 from engine.access.api_keys import ApiKeyStore
 from engine.access.idempotency import IdempotencyStore
 from engine.audit.trail import AuditService
 from engine.cases.acting import ActingCases
 from engine.cases.commands import CaseService
+from engine.cases.paths import CasePaths
 from engine.cases.queries import CaseQueries
 from engine.deadlines.calendars import CalendarStore
 from engine.deadlines.standing import DeadlineBoard
@@ -17,6 +19,7 @@ from engine.delivery.outbox import Outbox
 from engine.delivery.webhooks import Webhooks
 from engine.registry.matter_lists import MatterListStore
 from engine.registry.store import RegistryStore
+from engine.statistics.service import Statistics
 from engine.store.db import database_url, make_engine, make_sessionmaker, make_view_sessionmaker
 from engine.store.schema import upgrade
 
@@ -50,8 +53,12 @@ class Engine:
         self.audit = AuditService(self.sessions, self.readers, self.definitions, self.calendars, self.url,
                                   engine_factory=type(self))
         # (statistics)
+        self.statistics = Statistics(self.readers, self.queries)
+        self.cases.projections.append(self.statistics.record)
 
         # (console accounts)
+        self.accounts = AccountStore(self.sessions, self.readers)  # people who sign in to the console
+        self.paths = CasePaths(self.views, self.definitions)  # a case's path on its diagram, task deadlines
 
         # (instance migration)
 

@@ -25,6 +25,7 @@ STATUSES = (
     "rework",              # 返工
     "closed",              # 结案
     "evaluated",           # 回访, 满意度
+    "reopened",            # 重新办理: an unsatisfied follow-up sent the matter back for handling
     "suspended",           # 挂账
     "cancelled",           # withdrawn; reason required
 )
@@ -45,7 +46,7 @@ MOVES = (
     ("self_handle", ["registered"], "self_handling"),
     ("resolve", ["self_handling"], "self_resolved"),
     ("escalate", ["registered", "self_handling"], "escalated"),
-    ("dispatch", ["registered", "escalated", "returned", "evaluated"], "dispatched"),
+    ("dispatch", ["registered", "escalated", "returned", "evaluated", "reopened"], "dispatched"),
     ("sign_for", ["dispatched", "overdue", "rework"], "in_progress"),
     ("return_", ["dispatched", "in_progress"], "returned"),
     ("become_overdue", ["dispatched", "in_progress", "rework"], "overdue"),
@@ -55,8 +56,16 @@ MOVES = (
     # A closing needs a checked result, or the agency's ruling (审定) after bounded rework.
     ("close", ["verifying", "rework"], "closed"),
     ("evaluate", ["closed"], "evaluated"),
-    ("suspend", ["overdue"], "suspended"),
+    ("reopen", ["closed", "evaluated"], "reopened"),
+    # 挂账: a matter that cannot be handled for now leaves the clock (and the overdue counts) until resumed,
+    # back to where it was.
+    ("suspend", ["dispatched", "in_progress", "overdue", "rework"], "suspended"),
     ("resume", ["suspended"], "in_progress"),
+    ("resume", ["suspended"], "dispatched"),
+    ("resume", ["suspended"], "overdue"),
+    ("resume", ["suspended"], "rework"),
+    # 重复件: a report linked to an open master before dispatch is closed when its master is.
+    ("close_as_duplicate", ["reported", "registered", "self_handling", "escalated"], "closed"),
     ("cancel", _OPEN, "cancelled"),
 )
 

@@ -14,7 +14,7 @@ def test_a_dropped_connection_answers_503_then_the_api_recovers(pg_url):
     engine = Engine(pg_url, pool_pre_ping=False)   # as `gridflow serve` runs it
     client = create_app(engine, {"GRIDFLOW_JWT_KEY": JWT_KEY}).test_client()
     assert client.get("/tasks", headers=bearer("worker")).status_code == 200
-    with engine.store.db.connect() as conn:   # the pooled connection's server process
+    with engine.db.connect() as conn:   # the pooled connection's server process
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:

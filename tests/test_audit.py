@@ -34,7 +34,7 @@ def _case(engine, clock):
 
 
 def _sql(engine, statement, **params):
-    with engine.store.db.begin() as conn:
+    with engine.db.begin() as conn:
         conn.execute(sa.text(statement), params)
 
 

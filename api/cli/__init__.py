@@ -1,7 +1,7 @@
 """`gridflow`: the command line for administrators and operators. Every error is one readable line.
 
 One module per command group; `common` holds what they share (the engine from `--db`, JSON and date
-options, errors as one line). This package only assembles them, so no command module imports another.
+options, errors as one line). This package only assembles them; no command module imports it back.
 """
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from api.cli import registry
 from api.cli import serve
 from api.cli import webhooks
 # (statistics: its command module here)
+from api.cli import stats
 
 # (console accounts: its command module here)
+from api.cli import users
 
 # (instance migration: its command module here)
 
@@ -44,8 +46,10 @@ for command in (
     demo.demo, registry.registry, lists.lists, lists.catalog,
     serve.serve, serve.token, serve.apikey, webhooks.webhooks, audit.audit,
     # (statistics)
+    stats.stats,
 
     # (console accounts)
+    users.users,
 
     # (instance migration)
 ):

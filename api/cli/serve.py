@@ -1,4 +1,4 @@
-"""`gridflow serve` (the HTTP API under gunicorn), `gridflow token` (a JWT for development) and
+"""`gridflow serve` (the HTTP API and the web console under gunicorn), `gridflow token` (a JWT for development) and
 `gridflow apikey` (keys for the platform's system account)."""
 from __future__ import annotations
 
@@ -39,11 +39,17 @@ def serve(ctx, workers, bind, timeout):
     os.makedirs(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
+    if not os.environ.get("GRIDFLOW_CONSOLE_SECRET") and not os.environ.get("GRIDFLOW_JWT_KEY"):
+        # One key for every worker, so a console session signed by one is read by the others (until restart).
+        import secrets
+        os.environ["GRIDFLOW_CONSOLE_SECRET"] = secrets.token_urlsafe(32)
+
     def worker_app():
+        from api import console
         from api.http.app import create_app
         # No ping before each checkout: it was a round trip on every request, up to half of a read's. If the
         # database restarts, the request that meets a dead connection answers 503 and the pool is replaced.
-        return create_app(Engine(url, migrate=False, pool_pre_ping=False))
+        return console.register(create_app(Engine(url, migrate=False, pool_pre_ping=False)))
 
     def child_exit(_server, worker):
         from prometheus_client import multiprocess
@@ -59,7 +65,7 @@ def serve(ctx, workers, bind, timeout):
             return worker_app()
 
     click.echo(f"serving the GridFlow API on http://{bind} with {workers} workers ({Engine.__module__}); "
-               f"OpenAPI at /openapi.json", err=True)
+               f"OpenAPI at /openapi.json, the console at /console/", err=True)
     GridFlowServer().run()
 
 

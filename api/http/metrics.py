@@ -41,6 +41,28 @@ class _DatabaseGauges:
         yield lag
 
 
+class _StatisticsGauges:
+    """The headline figures of the current month, county-wide (docs/statistics.md), read at scrape time."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def collect(self):
+        from engine.access.scopes import Principal
+        from engine.statistics.figures import BY_NAME
+        from engine.statistics.periods import key_of, local_day, period_start
+
+        now = SYSTEM_CLOCK.now()
+        month = key_of("month", period_start("month", local_day(now)))
+        values = self._engine.statistics.headline(Principal("metrics", "platform"), now=now)
+        for name, value in values.items():
+            figure = BY_NAME[name]
+            gauge = GaugeMetricFamily(f"gridflow_statistics_{name}", f"{figure.en} ({figure.zh}), this month",
+                                      labels=["month"])
+            gauge.add_metric([month], float("nan") if value is None else float(value))
+            yield gauge
+
+
 def _outcome(status: int) -> str:
     return "ok" if status < 400 else "conflict" if status == 409 else "refused" if status < 500 else "error"
 
@@ -73,4 +95,5 @@ def exposition() -> Response:
         text = generate_latest(REGISTRY)
     database = CollectorRegistry(auto_describe=False)
     database.register(_DatabaseGauges(current_engine()))
+    database.register(_StatisticsGauges(current_engine()))
     return Response(text + generate_latest(database), mimetype=CONTENT_TYPE_LATEST)

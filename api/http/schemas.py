@@ -57,6 +57,17 @@ class CaseSearchArgs(PageArgs):
     overdue = fields.Boolean()
     created_from = fields.Date(metadata={"description": "first day (Beijing time), inclusive"})
     created_to = fields.Date(metadata={"description": "last day (Beijing time), inclusive"})
+    # The cases behind a statistics figure (the `cases` URLs of GET /statistics): all of figure, part,
+    # period_start and period_end, optionally as_of and the report's filters.
+    figure = Text(40, metadata={"description": "statistics figure whose cases to list"})
+    part = fields.String(validate=validate.OneOf(["numerator", "denominator"]))
+    period_start = fields.Date()
+    period_end = fields.Date(metadata={"description": "exclusive"})
+    as_of = fields.AwareDateTime()
+    area = Text(16, metadata={"description": "division or grid code prefix (with figure)"})
+    worker = Text(200)
+    sub_category = Text(100)
+    process = Text(220)
 
 
 class TaskSchema(Schema):

@@ -131,6 +131,9 @@ class CaseService:
         # written when a list change is filed. Without it (a bare CaseService) neither happens.
         self._matter_lists = matter_lists
         self._instances = _Instances()
+        # Read models kept in the command's transaction (the statistics facts): each is called as
+        # `project(session, run, event_fields)` after the history event is written, and sees what it did.
+        self.projections: list = []
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -551,6 +554,8 @@ class CaseService:
                                  recorded_at=utcnow()))
         # Events for webhooks go out with the command or not at all.
         outbox.record(session, run)
+        for project in self.projections:
+            project(session, run, fields)
 
     @staticmethod
     def _check_return_window(run: _Run, row: HumanTask) -> None:

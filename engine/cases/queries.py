@@ -187,10 +187,13 @@ class CaseQueries:
     def search_cases(self, scope: Principal | None = None, *, status: str | None = None,
                      grid_code: str | None = None, unit: str | None = None, category: str | None = None,
                      overdue: bool | None = None, created_from: datetime | None = None,
-                     created_to: datetime | None = None, page: int = 1, per_page: int = 50) -> Page:
-        """Cases matching every filter given, newest first; `created_to` is exclusive."""
+                     created_to: datetime | None = None, within=None, page: int = 1, per_page: int = 50) -> Page:
+        """Cases matching every filter given, newest first; `created_to` is exclusive. `within`: a subquery
+        of case ids the result is narrowed to (the cases behind a statistics figure)."""
         offset, limit = _page_bounds(page, per_page)
         where = [] if scope is None else [scopes.case_scope(scope)]
+        if within is not None:
+            where.append(Case.id.in_(within))
         for column, value in ((Case.status, status), (Case.grid_code, grid_code), (Case.unit, unit),
                               (Case.category, category)):
             if value is not None:

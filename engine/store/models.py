@@ -59,8 +59,23 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # -- case columns: lifecycle (joint handling, duplicates, suspension) --
+    # 重复件: the open matter this report duplicates; closed with it, never counted as a case of its own.
+    duplicate_of: Mapped[int | None] = mapped_column(sa.ForeignKey("cases.id", name="fk_cases_duplicate_of"),
+                                                     index=True)
+    # 挂账: since when the matter is suspended, and the status it resumes to.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suspended_from: Mapped[str | None] = mapped_column(sa.String(40))
 
     # -- case columns: statistics --
+    # What the statistics projection (engine/statistics/facts.py) carries from one command to the next: who
+    # reported the matter, the current dispatch round and whether its deadline passed, open spans.
+    stat_worker: Mapped[str | None] = mapped_column(sa.String(200))
+    stat_round: Mapped[int] = mapped_column(default=0)
+    stat_dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stat_late: Mapped[bool] = mapped_column(default=False)
+    stat_reworks: Mapped[int] = mapped_column(default=0)
+    stat_overdue_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stat_suspended_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # -- case columns: instance migration --
 
@@ -452,11 +467,81 @@ class RuleTableVersion(Base):
 
 
 # -- statistics --
-# (tables of this capability go here)
+
+class StatFact(Base):
+    """One happening that a figure counts (a report, a dispatch, a closing on time or late, a span of being
+    overdue or suspended), written by the command that caused it, in its transaction, and pointing at its
+    history event (case, seq). Append-only except `until`, set once when a span ends. The dimensions are
+    copied in as they were at the time, so a later redraw or re-dispatch does not move a past figure."""
+
+    __tablename__ = "stat_facts"
+    __table_args__ = (
+        sa.Index("ix_stat_facts_period", "period_at", "kind"),
+        sa.Index("ix_stat_facts_grid", "grid_code", "period_at"),
+        sa.Index("ix_stat_facts_unit", "unit", "period_at"),
+        # Open and closed spans by their start: the stock figures at a period's end.
+        sa.Index("ix_stat_facts_spans", "kind", "at", postgresql_where=sa.text("kind IN ('overdue', 'suspended')"),
+                 sqlite_where=sa.text("kind IN ('overdue', 'suspended')")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    seq: Mapped[int]                      # the history event that recorded it
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)          # when it happened (a span: when it began)
+    period_at: Mapped[datetime] = mapped_column(UTCDateTime)   # the moment that decides its period
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a span's end; NULL while open
+    grid_code: Mapped[str | None] = mapped_column(sa.String(40))
+    unit: Mapped[str | None] = mapped_column(sa.String(100))
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+    category: Mapped[str | None] = mapped_column(sa.String(100))
+    sub_category: Mapped[str | None] = mapped_column(sa.String(100))
+    process: Mapped[str] = mapped_column(sa.String(220))       # process key and version, "grid_matter:3"
+    round: Mapped[int] = mapped_column(default=0)
+    on_time: Mapped[bool | None]          # the fact's verdict: on time, passed, satisfied
+    amount: Mapped[float | None]          # working hours, extension days
+    n: Mapped[int] = mapped_column(default=0)  # reworks in the round (closed), first approval (extension)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rules: Mapped[str | None] = mapped_column(sa.String(200))   # rule versions the verdict used
 
 
 # -- console: accounts for people --
-# (tables of this capability go here)
+class Account(Base):
+    """A person who signs in to the console. Role and scope are those of the API's `Principal`; only an
+    argon2 hash of the password is kept. `session_version` moves on disable and password reset, which
+    ends every session signed in before."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(40))
+    grid_code: Mapped[str | None] = mapped_column(sa.String(40))
+    unit: Mapped[str | None] = mapped_column(sa.String(120))
+    level: Mapped[str | None] = mapped_column(sa.String(20))
+    area_code: Mapped[str | None] = mapped_column(sa.String(12))
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    session_version: Mapped[int] = mapped_column(default=1)
+    failed_attempts: Mapped[int] = mapped_column(default=0)   # consecutive, since the last good sign-in
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    password_set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInEvent(Base):
+    """The access log of the console: every sign-in, failed attempt, lock-out and sign-out."""
+
+    __tablename__ = "sign_in_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user: Mapped[str] = mapped_column(sa.String(200), index=True)
+    event: Mapped[str] = mapped_column(sa.String(20))  # signed_in, failed, locked, signed_out, refused
+    address: Mapped[str | None] = mapped_column(sa.String(64))
+    detail: Mapped[str] = mapped_column(sa.String(200), default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # -- hardening: checkpoint chain --

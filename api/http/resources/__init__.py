@@ -14,11 +14,13 @@ from api.http.resources import messages
 from api.http.resources import registry
 from api.http.resources import tasks
 # (statistics: its resource module here)
+from api.http.resources import statistics
 
 # (instance migration: its resource module here)
 
 BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, definitions.blp, registry.blp,
               catalog.blp, docs.blp, audit.blp, matter_lists.blp]
 # (statistics: BLUEPRINTS += [...])
+BLUEPRINTS += [statistics.blp]
 
 # (instance migration: BLUEPRINTS += [...])
