@@ -261,19 +261,23 @@ def _lanes_of(root) -> dict[str, str]:
 
 
 def _diagram(root) -> list:
-    """The drawing as tags, attributes and texts, blind to indentation and to how numbers are written."""
-    return [(node.tag, sorted((k, _coordinate(k, v)) for k, v in node.attrib.items()), (node.text or "").strip())
-            for top in root if isinstance(top.tag, str) and etree.QName(top).namespace in _DIAGRAM_NAMESPACES
-            for node in top.iter() if isinstance(node.tag, str)]
+    """The drawing as its shapes and edges, each with what is drawn inside it, blind to indentation and to
+    the order the shapes are written in (a modeler re-saving a file writes them in its own order)."""
+    return sorted(_drawn(node)
+                  for top in root if isinstance(top.tag, str) and etree.QName(top).namespace in _DIAGRAM_NAMESPACES
+                  for node in top.iter() if isinstance(node.tag, str) and node.get("id") is not None)
 
 
-def _coordinate(name: str, value: str) -> str:
-    if name in ("x", "y", "width", "height"):
-        try:
-            return repr(float(value))
-        except ValueError:
-            pass
-    return value
+def _drawn(node) -> tuple:
+    inside = []
+
+    def walk(parent):
+        for child in parent:
+            if isinstance(child.tag, str) and child.get("id") is None:
+                inside.append((child.tag, tuple(sorted(child.attrib.items())), (child.text or "").strip()))
+                walk(child)
+    walk(node)
+    return node.tag, tuple(sorted(node.attrib.items())), (node.text or "").strip(), tuple(inside)
 
 
 def _element_diffs(old: dict[str, _Element], new: dict[str, _Element]) -> list[ElementDiff]:

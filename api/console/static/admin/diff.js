@@ -24,7 +24,7 @@
       if (!shown || !registry.get(e.id)) { return; }
       canvas.addMarker(e.id, 'gf-diff-' + e.change);
       if (e.change === 'changed') {
-        overlays.add(e.id, 'gf-diff', { position: { top: -10, right: 10 },
+        overlays.add(e.id, 'gf-diff', { position: { top: -10, right: 10 }, scale: { min: 1 },
           html: h('div', { 'class': 'gf-diff-badge', title: e.summary }, String(e.count)) });
       }
     });
@@ -44,7 +44,11 @@
     Object.keys(viewers).forEach(function (side) {
       var v = viewers[side], shape = v.get('elementRegistry').get(id);
       v.get('canvas').removeMarker && v.get('elementRegistry').getAll().forEach(function (e) { v.get('canvas').removeMarker(e.id, 'gf-diff-focus'); });
-      if (shape) { v.get('canvas').addMarker(id, 'gf-diff-focus'); v.get('canvas').scrollToElement(shape); }
+      if (shape) {
+        v.get('canvas').addMarker(id, 'gf-diff-focus');
+        v.get('canvas').zoom(0.8);
+        v.get('canvas').scrollToElement(shape);
+      }
     });
     document.querySelectorAll('.gf-diff-row').forEach(function (row) {
       row.classList.toggle('gf-diff-row-focus', row.getAttribute('data-element') === id);

@@ -183,6 +183,7 @@
   function renderForm(element) {
     var panel = el('gf-props');
     panel.textContent = '';
+    panel.scrollTop = 0;
     if (!element) {
       panel.appendChild(h('p', { 'class': 'gf-hint', text: '选择图中的元素以编辑其属性。 Select an element to edit its properties.' }));
       return;
@@ -303,10 +304,24 @@
   }
 
   function markProblemsIn(panel, id) {
-    state.problems.filter(function (p) { return p.element_id === id; }).forEach(function (p) {
+    state.problems.filter(function (p) { return (p.shape_id || p.element_id) === id; }).forEach(function (p) {
       panel.appendChild(h('div', { 'class': 'gf-problem-text', role: 'alert' },
         [h('div', { text: p.message.zh }), h('div', { text: p.message.en })]));
     });
+  }
+
+  // A problem may name an element drawn inside another's shape (a timer's event definition, a flow's
+  // condition, a loop marker): it is shown on the shape that holds it.
+  function shapeFor(id) {
+    var registry = svc('elementRegistry');
+    if (!id) { return null; }
+    var direct = registry.get(id);
+    if (direct) { return direct; }
+    return registry.filter(function (e) {
+      var bo = e.businessObject || {};
+      var inner = (bo.eventDefinitions || []).concat([bo.conditionExpression, bo.loopCharacteristics]);
+      return inner.some(function (x) { return x && x.id === id; });
+    })[0] || null;
   }
 
   function showProblems(problems) {
@@ -319,18 +334,19 @@
     var ul = h('ul', {});
     var counts = {};
     problems.forEach(function (p) {
-      var shape = p.element_id && registry.get(p.element_id);
+      var shape = shapeFor(p.element_id);
       if (shape) {
-        canvas.addMarker(p.element_id, 'gf-has-problem');
-        counts[p.element_id] = (counts[p.element_id] || 0) + 1;
-        overlays.add(p.element_id, 'gf-problem', {
-          position: { top: -8 - 26 * (counts[p.element_id] - 1), left: 0 },
-          html: h('div', { 'class': 'gf-problem-overlay', 'data-element': p.element_id, title: p.message.en },
+        p.shape_id = shape.id;
+        canvas.addMarker(shape.id, 'gf-has-problem');
+        counts[shape.id] = (counts[shape.id] || 0) + 1;
+        overlays.add(shape.id, 'gf-problem', {
+          position: { top: -8 - 26 * (counts[shape.id] - 1), left: 0 }, scale: { min: 1 },
+          html: h('div', { 'class': 'gf-problem-overlay', 'data-element': shape.id, title: p.message.en },
             [h('strong', { text: '! ' }), h('span', { text: p.message.zh })])
         });
       }
       var where = p.element_id ? (p.element_id + (shape ? '' : ' (不在图中 not drawn)')) : p.file;
-      ul.appendChild(h('li', { 'data-element': p.element_id || '' }, [
+      ul.appendChild(h('li', { 'data-element': shape ? shape.id : (p.element_id || '') }, [
         h('button', { type: 'button', 'class': 'gf-link', text: where, disabled: !shape, on: { click: function () {
           svc('selection').select(shape); svc('canvas').scrollToElement(shape);
         } } }),
@@ -443,7 +459,7 @@
   // ---- start -------------------------------------------------------------------------------------
 
   fetch(cfg.moddle_url, { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (descriptor) {
-    state.modeler = new window.BpmnJS({ container: '#gf-canvas', keyboard: { bindTo: document },
+    state.modeler = new window.BpmnJS({ container: '#gf-canvas',
       moddleExtensions: { spiffworkflow: descriptor } });
     window.gridflowModeler = state.modeler;   // for the browser tests and the curious
     svc('eventBus').on('selection.changed', function () { renderForm(selected()); });
