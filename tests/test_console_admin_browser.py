@@ -21,7 +21,7 @@ from engine.audit.trail import generate_key
 from engine.clock import FixedClock
 from engine.definitions.diff import compare_files
 from engine.store.models import PersonalDataRead
-from tests.api_fixtures import REPORTER
+from tests.api_fixtures import REPORTER, UNIT
 from tests.conftest import T0, grid_matter_upload
 from tests.console_fixtures import CHROMEDRIVER, CHROMIUM, Browser, LiveServer, console_app
 from tests.test_cases import MATTER, Walk
@@ -41,7 +41,7 @@ def audited(tmp_path):
     engine = Engine(f"sqlite:///{tmp_path / 'console.db'}")
     app = console_app(engine, GRIDFLOW_AUDIT_KEY_FILE=str(key))
     clock = FixedClock(T0)
-    walk = Walk(engine, clock, data={**MATTER, "reporter": REPORTER}).dispatched()
+    walk = Walk(engine, clock, data={**MATTER, "reporter": REPORTER}).dispatched(unit=UNIT)
     walk.sign().do("handle", result="路灯已修复")
     tampered = Walk(engine, clock).dispatched().id
     server = LiveServer(app)

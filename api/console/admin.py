@@ -198,7 +198,9 @@ def compare(key):
     config = {"file": main, "elements": elements,
               "from_url": url_for(".files_json", key=key, version=old_info.version),
               "to_url": url_for(".files_json", key=key, version=new_info.version)}
-    only_drawing = bool(diff.equivalent and any(f.diagram_changed for f in diff.files))
+    # No element means anything different, yet the drawing moved: cases behave the same on both.
+    only_drawing = all(not f.elements and f.change not in ("added", "removed") for f in diff.files) and \
+        any(f.diagram_changed for f in diff.files)
     return render_template("admin/compare.html", key=key, old=old_info, new=new_info, diff=diff, config=config,
                            only_drawing=only_drawing, value=_value, main=main,
                            versions=[i.version for i in store.list(key)])
