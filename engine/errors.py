@@ -19,3 +19,7 @@ class InvalidCommand(EngineError):
     """The command does not fit the case or task as it stands; the message names the rule."""
 
     code = "invalid_command"
+
+
+class TaskClosed(InvalidCommand):
+    """The task is no longer open (completed, returned, cancelled): nothing more can be done with it."""

@@ -17,6 +17,7 @@ from engine.deadlines.timers import TimerService
 from engine.definitions.store import DefinitionStore
 from engine.delivery.outbox import Outbox
 from engine.delivery.webhooks import Webhooks
+from engine.migration.service import MigrationService
 from engine.registry.matter_lists import MatterListStore
 from engine.registry.store import RegistryStore
 from engine.statistics.service import Statistics
@@ -61,6 +62,8 @@ class Engine:
         self.paths = CasePaths(self.views, self.definitions)  # a case's path on its diagram, task deadlines
 
         # (instance migration)
+        self.migrations = MigrationService(self.sessions, self.readers, self.cases, self.definitions,
+                                           workers=2 if self.db.dialect.name == "postgresql" else 1)
 
         if migrate:  # every rules-table version the engine runs with is kept, for replays after an upgrade
             self.audit.rule_tables.record_shipped()

@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 
+# What one uploaded table may hold: a county's registry or matter list is a few thousand rows of a few columns.
+MAX_ROWS = 50_000
+MAX_CELLS = 200          # cells in one row
+
+
 class TableProblem(NamedTuple):
     file: str
     row: int | None      # as the spreadsheet numbers it: the header is row 1
@@ -120,8 +125,28 @@ def decode_csv_records(name: str, raw: bytes, problems: list[TableProblem]) -> l
         problems.append(TableProblem(name, None, None, "not UTF-8 text; in Excel save it as "
                                                        "\"CSV UTF-8 (逗号分隔)\", not plain CSV (GBK)"))
         return None
-    # Rows are counted as records, not lines: a cell with a line break is still one spreadsheet row.
-    return list(csv.reader(io.StringIO(text, newline="")))
+    # Rows are counted as records, not lines: a cell with a line break is still one spreadsheet row. Read as
+    # a stream, each record checked against the limits as it comes.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records: list[list[str]] = []
+    try:
+        for record in reader:
+            if len(records) >= MAX_ROWS:
+                problems.append(TableProblem(name, MAX_ROWS + 1, None, f"more than {MAX_ROWS:,} rows; the limit is "
+                                             f"{MAX_ROWS:,}: split the table"))
+                return None
+            if len(record) > MAX_CELLS:
+                problems.append(TableProblem(name, len(records) + 1, None, f"{len(record)} cells in a row; the limit "
+                                             f"is {MAX_CELLS}"))
+                return None
+            records.append(record)
+    except csv.Error as exc:
+        # The csv module's own limit on a field (131,072 characters) or a malformed record.
+        reason = (f"a cell is longer than the {csv.field_size_limit():,} characters a cell may hold"
+                  if "field larger than field limit" in str(exc) else f"not a readable CSV record ({exc})")
+        problems.append(TableProblem(name, len(records) + 1, None, reason))
+        return None
+    return records
 
 
 def table_rows(name: str, records: list[list[str]], columns: tuple[str, ...], problems: list[TableProblem], *,
@@ -172,7 +197,21 @@ def _rows(name: str, columns: tuple[str, ...], header: list[str], records: list[
         if len(record) > len(header) and any(cell.strip() for cell in record[len(header):]):
             problems.append(TableProblem(name, row, None, f"{len(record)} cells but {len(header)} columns"))
         cells = record + [""] * (len(header) - len(record))  # a CSV row may stop before its last empty cells
-        yield row, {column: cells[where[column]].strip() if column in where else "" for column in columns}
+        yield row, {column: exported_text(cells[where[column]]).strip() if column in where else ""
+                    for column in columns}
+
+
+# How CSV exports write a cell that a spreadsheet would run as a formula: an apostrophe before it (and its
+# pipes escaped), the way defusedcsv does; reading such a file back gives the cell as it was.
+_NEUTRALISED = ("'=", "'+", "'-", "'@", "'|", "'%", "'\t", "'\r")
+
+
+def exported_text(cell: str) -> str:
+    """A cell as it was before a CSV export made it inert."""
+    if cell.startswith(_NEUTRALISED):
+        text = cell[1:]
+        return text if text[0] in "\t\r" else text.replace("\\|", "|")
+    return cell
 
 
 def row_reporter(problems: list[TableProblem], name: str, row: int):

@@ -25,6 +25,7 @@ from api.cli import stats
 from api.cli import users
 
 # (instance migration: its command module here)
+from api.cli import migration
 
 
 @click.group()
@@ -40,7 +41,7 @@ def main(ctx, db):
 
 
 for command in (
-    definitions.migrate, definitions.deploy, definitions.definitions,
+    definitions.db, definitions.deploy, definitions.definitions,
     cases.case, cases.tasks, cases.task, cases.message,
     deadlines.deadlines, deadlines.timers, deadlines.calendar, deadlines.worker,
     demo.demo, registry.registry, lists.lists, lists.catalog,
@@ -52,5 +53,6 @@ for command in (
     users.users,
 
     # (instance migration)
+    migration.migrate,
 ):
     main.add_command(command)

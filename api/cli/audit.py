@@ -40,18 +40,21 @@ def checkpoint(ctx, key_file, who):
     row = engine_of(ctx).audit.checkpoint(by=who, key_file=key_file)
     click.echo(f"checkpoint {row.id}: {row.case_count} case heads signed at {render.when(row.created_at)} CST "
                f"with key {row.key_id}")
+    click.echo(f"witness (kept beside the key; file a copy elsewhere): {row.id}:{row.seq}:{row.signature}")
 
 
 @audit.command("verify")
 @click.option("--case", "case_id", type=int, default=None, help="Only this case.")
 @click.option("--key", "key_file", type=click.Path(dir_okay=False), default=None,
               help="Key file (default: GRIDFLOW_AUDIT_KEY_FILE); without one, checkpoints are not checked.")
+@click.option("--witness", default=None, metavar="ID:NUMBER:SIGNATURE",
+              help="A checkpoint witness as `audit checkpoint` printed it (default: the one beside the key).")
 @click.pass_context
 @reports_errors
-def verify(ctx, case_id, key_file):
+def verify(ctx, case_id, key_file, witness):
     """Check every case's hash chain and the latest signed checkpoint; exit 3 when something is broken."""
     progress = None if case_id else (lambda r: click.echo(f"  {r.cases} cases, {r.events} events...", err=True))
-    report = engine_of(ctx).audit.verify(case_id, key_file=key_file, progress=progress)
+    report = engine_of(ctx).audit.verify(case_id, key_file=key_file, progress=progress, witness=witness)
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.checkpoint_id:

@@ -1,4 +1,4 @@
-"""`gridflow migrate | deploy | definitions`: the schema and process definitions."""
+"""`gridflow db upgrade | deploy | definitions`: the schema and process definitions."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +8,15 @@ import click
 from api.cli import render
 from api.cli.common import engine_of, reports_errors
 
-@click.command()
+@click.group()
+def db():
+    """The database itself."""
+
+
+@db.command("upgrade")
 @click.pass_context
 @reports_errors
-def migrate(ctx):
+def upgrade(ctx):
     """Create or upgrade the database schema."""
     engine = engine_of(ctx)
     click.echo(f"schema is current on {engine.url}")

@@ -67,26 +67,29 @@ def _from_jwt(token: str) -> Principal:
 
 
 class _KeyCache:
-    """API keys looked up within the last seconds, so a busy system account costs no query per request.
-    A revoked key stops working within `ttl` seconds on every worker."""
+    """API keys looked up within the last seconds. Every request reads the revocation mark (how many keys
+    were revoked, and when last), a small aggregate on a small table, and a cached key is used only while the
+    mark is the one it was cached under: a revoked key is refused on the next request, on every worker."""
 
     def __init__(self, ttl: float = 30.0):
         self.ttl = ttl
-        self._found: dict[str, tuple[float, Principal | None]] = {}
+        self._found: dict[str, tuple[float, object, Principal | None]] = {}
         self._lock = threading.Lock()
 
     def principal(self, key: str) -> Principal | None:
         digest = hashlib.sha256(key.encode()).hexdigest()
         now = time.monotonic()
+        keys = current_engine().api_keys
+        mark = keys.revocations()
         with self._lock:
             hit = self._found.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        principal = current_engine().api_keys.principal(key)
+        if hit is not None and hit[0] > now and hit[1] == mark:
+            return hit[2]
+        principal = keys.principal(key)
         with self._lock:
             if len(self._found) > 10_000:
                 self._found.clear()
-            self._found[digest] = (now + self.ttl, principal)
+            self._found[digest] = (now + self.ttl, mark, principal)
         return principal
 
 

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.access.scopes import Forbidden, InvalidPrincipal
 from engine.definitions.bundle import DefinitionRejected
-from engine.store.db import DATABASE_UNAVAILABLE
+from engine.store.db import DATABASE_REFUSED, DATABASE_UNAVAILABLE
 from engine.errors import Conflict, EngineError, InvalidCommand, NotFound
 
 log = logging.getLogger("gridflow.api")
@@ -75,7 +75,8 @@ def from_http(exc: HTTPException) -> ApiError:
 def from_engine(exc: EngineError) -> ApiError:
     for cls, status, code, zh in _ENGINE:
         if isinstance(exc, cls):
-            return ApiError(status, code, zh, str(exc))
+            # An error that says more precisely what happened than its class's message does carries its own.
+            return ApiError(status, code, getattr(exc, "zh", None) or zh, str(exc))
     # Other engine errors (registry, calendar, ...) are refusals of the input as it stands.
     return ApiError(422, getattr(exc, "code", "engine_error"), "请求未被接受", str(exc))
 
@@ -114,6 +115,17 @@ def register(app: Flask) -> None:
                                     "The database is unavailable for the moment; retry shortly").response()
         response.headers["Retry-After"] = "1"
         return response, status
+
+    def _database_refused(exc):
+        # A value the database cannot store (too long for its column, out of range): the request's fault,
+        # refused whole (its transaction rolled back), not a defect of the server.
+        log.warning("database refused a value: %s", str(getattr(exc, "orig", exc)).strip().splitlines()[0:1])
+        return ApiError(422, "validation_failed", "请求中有数据超出允许的长度或范围，未作任何更改",
+                        "a value in the request is too long or out of range for the database; nothing was "
+                        "changed").response()
+
+    for refused in DATABASE_REFUSED:
+        app.register_error_handler(refused, _database_refused)
 
     for unavailable in DATABASE_UNAVAILABLE:
         app.register_error_handler(unavailable, _database_unavailable)

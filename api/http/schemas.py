@@ -10,6 +10,16 @@ from rules.levels import LEVELS
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (4 bytes on PostgreSQL); larger ids are refused, not overflowed
 Id = lambda **kw: fields.Integer(strict=True, validate=validate.Range(1, MAX_ID), **kw)  # noqa: E731
 Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
+# Field names in a matter's data, a form or a message payload (the engine refuses others, and more of them).
+FIELD_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,99}$"
+
+
+class FieldValues(fields.Dict):
+    """A free-form object of named values: the spec says its keys are field names (`propertyNames`) and how
+    many it may have, so a client (or a fuzzer) that follows the spec is not refused by the engine."""
+
+    def __init__(self, **kwargs):
+        super().__init__(keys=fields.String(), **kwargs)
 
 
 class ErrorMessageSchema(Schema):
@@ -44,7 +54,7 @@ class PageSchema(Schema):
 class CaseStartSchema(Schema):
     process_key = fields.String(required=True, validate=validate.Length(1, 200))
     version = fields.Integer(validate=validate.Range(1, 1_000_000))
-    data = fields.Dict(keys=fields.String(), load_default=dict,
+    data = FieldValues(load_default=dict,
                        metadata={"description": "the matter: title, grid_code, category, sub_category, urgency, "
                                                 "reporter {name, phone, id_number, address}, ..."})
 
@@ -172,7 +182,7 @@ class SuperviseSchema(Schema):
 
 class MessageSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    payload = fields.Dict(keys=fields.String(), load_default=dict)
+    payload = FieldValues(load_default=dict)
 
 
 class CorrelatedMessageSchema(MessageSchema):
@@ -195,7 +205,7 @@ class TaskPageSchema(PageSchema):
 
 
 class CompleteSchema(Schema):
-    data = fields.Dict(keys=fields.String(), load_default=dict, metadata={"description": "the task's form"})
+    data = FieldValues(load_default=dict, metadata={"description": "the task's form"})
 
 
 class ReturnSchema(Schema):

@@ -71,6 +71,14 @@ class ApiKeyStore:
                 row.revoked_at = clock.now()
             return _view(row)
 
+    def revocations(self) -> tuple[int, datetime | None]:
+        """How many keys were revoked and the latest revocation: a key cache compares this on every request,
+        so a revocation is in force on the next request on every worker."""
+        with self._readers() as session:
+            count, latest = session.execute(sa.select(sa.func.count(), sa.func.max(ApiKey.revoked_at))
+                                            .where(ApiKey.revoked_at.is_not(None))).one()
+        return int(count), latest
+
     def principal(self, key: str) -> Principal | None:
         """The principal a presented key stands for, or None for an unknown or revoked key."""
         with self._readers() as session:

@@ -24,6 +24,7 @@ from engine.cases.commands import CaseService, _Run
 from engine.clock import FixedClock
 from engine.errors import EngineError, InvalidCommand, NotFound
 from engine.execution.functions import Deadlines, script_engine
+from engine.migration.commands import replay_migrated, replay_reverted
 from engine.store.models import HistoryEvent, HumanTask
 from engine.audit.rule_tables import NAMES
 
@@ -45,7 +46,11 @@ COMMANDS: dict[str, Callable] = {
     "supervise": lambda s, e, p, c: s.supervise(e.case_id, p["card"], p["level"], p.get("note", ""), actor=e.actor,
                                                 role=e.role, clock=c),
     "timers": lambda s, e, p, c: s.check_timers(e.case_id, actor=e.actor, clock=c),
+    "migrated": replay_migrated,
+    "migration_reverted": replay_reverted,
 }
+# Commands that move a case to another definition version: their event names the version moved to.
+MOVES = frozenset({"migrated", "migration_reverted"})
 
 # What a replay reads of an event (the hashed fields, the hash, and the wall time it was written).
 EVENT_COLUMNS = (HistoryEvent.case_id, HistoryEvent.seq, HistoryEvent.command, HistoryEvent.actor,
@@ -148,10 +153,12 @@ class RuleVersions:
 
 
 class _PinnedDefinition:
-    """The definition store a replay sees: only the version the case is pinned to."""
+    """The definition store a replay sees: the version the case is pinned to; another version only for a
+    recorded migration (`store`)."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, store=None):
         self.loaded = loaded
+        self._store = store
 
     def find(self, key, version=None, session=None):
         info = self.loaded.info
@@ -161,7 +168,9 @@ class _PinnedDefinition:
         return info
 
     def load(self, definition_id):
-        return self.loaded
+        if self._store is None or definition_id == self.loaded.info.id:
+            return self.loaded
+        return self._store.load(definition_id)
 
 
 class _RecordedMatterLists:
@@ -195,8 +204,8 @@ class _Unit:
 class _ReplayCases(CaseService):
     """`CaseService` with its loading and committing done in memory, one case at a time."""
 
-    def __init__(self, loaded, versions: RuleVersions, case_id: int, task_ids: list[int]):
-        super().__init__(None, _PinnedDefinition(loaded), None)
+    def __init__(self, loaded, versions: RuleVersions, case_id: int, task_ids: list[int], definitions=None):
+        super().__init__(None, _PinnedDefinition(loaded, definitions), None)
         self._matter_lists = _RecordedMatterLists(self)
         self.versions, self.case_id = versions, case_id
         self.unit = _Unit()
@@ -296,8 +305,8 @@ def replay_events(case_id: int, events: Iterable, task_ids: list[int], definitio
             except EngineError as exc:
                 result.cannot = f"cannot replay: definition {event.definition_id}: {exc}"
                 return result
-            service = _ReplayCases(loaded, versions, case_id, task_ids)
-        elif event.definition_id != service.run.case.definition_id:
+            service = _ReplayCases(loaded, versions, case_id, task_ids, definitions)
+        elif event.definition_id != service.run.case.definition_id and event.command not in MOVES:
             return diverged(f"the event names definition {event.definition_id}; the case is pinned to "
                             f"{service.run.case.definition_id}")
         action = COMMANDS.get(event.command)
@@ -338,6 +347,8 @@ def _missing(service: _ReplayCases) -> str | None:
 
 def _compare(event, run: _Run, status_before) -> list[str]:
     problems = []
+    if run.case.definition_id != event.definition_id:
+        problems.append(f"the case is on definition {run.case.definition_id}, the event names {event.definition_id}")
     if run.case.state_hash != event.state_hash:
         problems.append("the state hash differs")
     if run.case.status != event.status_after or status_before != event.status_before:

@@ -2,15 +2,18 @@
 replay cases, see a case as it was at any moment, and file its dossier. Nothing here changes a case.
 
 Checkpoints: HMAC-SHA256, keyed by a file kept apart from the database (`GRIDFLOW_AUDIT_KEY_FILE`), over
-every case's (id, last seq, head hash), the time, and the previous checkpoint's signature. Someone who can
-write to the database but has not the key can rewrite a chain with fresh hashes, but not the signed head it
-must still reach. What this does and does not protect against: docs/audit.md.
+every case's (id, last seq, head hash), the time, the checkpoint's number in its own chain and the previous
+checkpoint's signature. Someone who can write to the database but has not the key can rewrite a chain with
+fresh hashes, but not the signed head it must still reach. The key holder keeps a witness beside the key (the
+latest checkpoint's id, number and signature), so deleting checkpoints or rolling them back to older ones
+shows too. What this does and does not protect against: docs/audit.md.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import itertools
+import json
 import multiprocessing
 import os
 import secrets
@@ -82,9 +85,74 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(b"gridflow-audit-key-id" + key).hexdigest()[:16]
 
 
-def _sign(key: bytes, created_at: datetime, heads: list, prev_signature: str | None) -> str:
-    message = canonical({"at": created_at.isoformat(), "heads": heads, "prev": prev_signature})
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+def _sign(key: bytes, created_at: datetime, heads: list, prev_signature: str | None, seq: int | None = None) -> str:
+    """The signature of a checkpoint; `seq`, its number in the chain of checkpoints, is signed since that
+    chain exists (checkpoints signed before have None and the message they were signed with)."""
+    meaning = {"at": created_at.isoformat(), "heads": heads, "prev": prev_signature}
+    if seq is not None:
+        meaning["seq"] = seq
+    return hmac.new(key, canonical(meaning), hashlib.sha256).hexdigest()
+
+
+def _signed_as(key: bytes, row: AuditCheckpoint) -> bool:
+    expected = row.signature
+    return hmac.compare_digest(_sign(key, row.created_at, row.heads, row.prev_signature, row.seq), expected) or \
+        hmac.compare_digest(_sign(key, row.created_at, row.heads, row.prev_signature), expected)
+
+
+# -- the witness: the latest checkpoint as the key holder last saw it ---------------------------------------
+
+WITNESS_SUFFIX = ".witness"
+
+
+@dataclass(frozen=True)
+class Witness:
+    checkpoint_id: int
+    seq: int
+    signature: str
+
+    def __str__(self) -> str:   # the form printed for filing and accepted back by `verify --witness`
+        return f"{self.checkpoint_id}:{self.seq}:{self.signature}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Witness":
+        try:
+            checkpoint_id, seq, signature = text.strip().split(":")
+            if len(signature) != 64:
+                raise ValueError
+            int(signature, 16)
+            return cls(int(checkpoint_id), int(seq), signature.lower())
+        except ValueError:
+            raise AuditKeyError(f"{text!r} is not a checkpoint witness (ID:NUMBER:SIGNATURE, as `gridflow audit "
+                                "checkpoint` prints it)") from None
+
+
+def witness_path(key_file=None) -> Path:
+    path = key_path(key_file)
+    return path.with_name(path.name + WITNESS_SUFFIX)
+
+
+def read_witness(key_file=None) -> Witness | None:
+    """The witness kept beside the key, or None when there is none yet."""
+    try:
+        data = json.loads(witness_path(key_file).read_text())
+        return Witness(int(data["checkpoint_id"]), int(data["seq"]), str(data["signature"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise AuditKeyError(f"{witness_path(key_file)} is not a checkpoint witness; restore it from a copy "
+                            "(`gridflow audit checkpoint` printed each one)") from None
+
+
+def _write_witness(key_file, witness: Witness) -> None:
+    target = witness_path(key_file)
+    temporary = target.with_name(target.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"checkpoint_id": witness.checkpoint_id, "seq": witness.seq, "signature": witness.signature},
+                  out)
+        out.write("\n")
+    os.replace(temporary, target)   # never half a witness
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -154,22 +222,71 @@ class AuditService:
         with self._sessions() as session, session.begin():
             heads = [[cid, seq, head] for cid, seq, head in session.execute(
                 sa.select(Case.id, Case.last_seq, Case.last_event_hash).order_by(Case.id))]
-            prev = session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)).first()
+            prev = session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc(),
+                                                                       AuditCheckpoint.id.desc()).limit(1)).first()
             prev_signature = prev.signature if prev is not None else None
+            seq = (prev.seq or 0) + 1 if prev is not None else 1
             row = AuditCheckpoint(created_at=now, created_by=by, key_id=key_id(key), case_count=len(heads),
-                                  heads=heads, prev_signature=prev_signature,
-                                  signature=_sign(key, now, heads, prev_signature))
+                                  heads=heads, prev_signature=prev_signature, seq=seq,
+                                  signature=_sign(key, now, heads, prev_signature, seq))
             session.add(row)
+        # After the commit: a witness of a checkpoint that was never stored would accuse the database wrongly.
+        witness = Witness(row.id, row.seq, row.signature)
+        try:
+            _write_witness(key_file, witness)
+        except OSError as exc:
+            raise AuditKeyError(f"checkpoint {row.id} was signed and stored, but its witness could not be written "
+                                f"beside the key ({exc.strerror or exc}); file it elsewhere: {witness}") from None
         return row
 
     def checkpoints(self, limit: int = 20) -> list[AuditCheckpoint]:
         with self._readers() as session:
-            return list(session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(limit)))
+            return list(session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc(),
+                                                                            AuditCheckpoint.id.desc()).limit(limit)))
+
+    def _check_chain(self, witness: Witness | None, report: VerifyReport) -> None:
+        """The checkpoints' own chain: numbered 1, 2, 3 … each signing the one before, and reaching the
+        witness the key holder kept. A gap, a broken link, or a chain that ends before the witness (all
+        checkpoints deleted, or the newest ones, or rolled back to an older copy) is tampering."""
+        columns = (AuditCheckpoint.id, AuditCheckpoint.seq, AuditCheckpoint.prev_signature, AuditCheckpoint.signature)
+        with self._readers() as session:
+            chain = session.execute(sa.select(*columns).order_by(AuditCheckpoint.seq, AuditCheckpoint.id)).all()
+        previous = None
+        for number, (cid, seq, prev_signature, _signature) in enumerate(chain, start=1):
+            if seq != number:
+                report.findings.append(Finding(None, None, "checkpoint", f"checkpoint {cid} is number {seq} of the "
+                                               f"checkpoint chain where number {number} belongs: checkpoints before "
+                                               "it were deleted or renumbered"))
+                break
+            if (previous[3] if previous else None) != prev_signature:
+                report.findings.append(Finding(None, None, "checkpoint", f"checkpoint {cid} (number {seq}) does not "
+                                               "sign the signature of the one before it: a checkpoint between them "
+                                               "was removed or altered"))
+                break
+            previous = (cid, seq, prev_signature, _signature)
+        if witness is None:
+            return
+        at = next((row for row in chain if row[1] == witness.seq), None)
+        if at is None:
+            latest = f"end at number {chain[-1][1]}" if chain else "are all gone"
+            report.findings.append(Finding(None, None, "checkpoint", f"the witness names checkpoint "
+                                           f"{witness.checkpoint_id} (number {witness.seq}) but the database's "
+                                           f"checkpoints {latest}: checkpoints were deleted or rolled back"))
+        elif at[0] != witness.checkpoint_id or not hmac.compare_digest(at[3], witness.signature):
+            report.findings.append(Finding(None, None, "checkpoint", f"checkpoint number {witness.seq} is not the one "
+                                           f"the witness names (checkpoint {witness.checkpoint_id} with its "
+                                           "signature): the checkpoints were replaced or rolled back"))
+        elif chain[-1][1] > witness.seq:
+            report.notes.append(f"{chain[-1][1] - witness.seq} checkpoint(s) were signed after the witness given "
+                                f"(checkpoint {witness.checkpoint_id}); they hold to it")
 
     def _latest_checkpoint(self, key: bytes | None, report: VerifyReport) -> dict[int, tuple[int, str]] | None:
         with self._readers() as session:
-            rows = list(session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(2)))
+            rows = list(session.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc(),
+                                                                            AuditCheckpoint.id.desc()).limit(2)))
         if not rows:
+            if any(f.kind == "checkpoint" for f in report.findings):
+                return None
             report.notes.append("no checkpoint yet: chains are checked for internal consistency only, and a chain "
                                 "rewritten with fresh hashes would pass; run `gridflow audit checkpoint`")
             return None
@@ -182,7 +299,7 @@ class AuditService:
             report.findings.append(Finding(None, None, "checkpoint", f"checkpoint {latest.id} was signed with key "
                                            f"{latest.key_id}, not the key given ({key_id(key)})"))
             return None
-        elif _sign(key, latest.created_at, latest.heads, latest.prev_signature) != latest.signature:
+        elif not _signed_as(key, latest):
             report.findings.append(Finding(None, None, "checkpoint", f"checkpoint {latest.id}'s signature does not "
                                            "match its contents: the checkpoint itself was altered"))
             return None
@@ -194,9 +311,10 @@ class AuditService:
     # -- verify -------------------------------------------------------------------------------------
 
     def verify(self, case_id: int | None = None, *, key_file=None, use_key: bool = True,
-               progress=None) -> VerifyReport:
+               progress=None, witness: Witness | str | None = None) -> VerifyReport:
         """Check each case's chain (edited, deleted, inserted, reordered events), its head against the case
-        row, and against the latest signed checkpoint (rewritten, truncated or deleted chains)."""
+        row, and against the latest signed checkpoint (rewritten, truncated or deleted chains); and the
+        checkpoints' own chain against `witness` (default: the witness file beside the key)."""
         report = VerifyReport()
         key = None
         if use_key:
@@ -206,6 +324,15 @@ class AuditService:
                 if key_file is not None or os.environ.get(KEY_ENV):
                     raise
                 report.notes.append(str(exc))
+        if isinstance(witness, str):
+            witness = Witness.parse(witness)
+        if witness is None and key is not None:
+            witness = read_witness(key_file)
+            if witness is None:
+                report.notes.append(f"no checkpoint witness beside the key ({witness_path(key_file)}): deleted or "
+                                    "rolled-back checkpoints cannot be told from none; it is written by every "
+                                    "checkpoint")
+        self._check_chain(witness, report)
         signed = self._latest_checkpoint(key, report)
         report.notes += self.rule_tables.record_shipped() if case_id is None else []
         with self._readers() as session:

@@ -14,9 +14,10 @@ from engine.access import scopes
 from engine.access.scopes import Forbidden, Principal
 from engine.cases.commands import CaseService
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.errors import InvalidCommand, NotFound
+from engine.errors import Conflict, InvalidCommand, NotFound, TaskClosed
 from engine.execution.functions import routing
 from engine.store.models import Case, HumanTask
+from rules.task_lifecycle import OPEN_STATES
 
 STARTERS = frozenset({scopes.GRID_WORKER, scopes.PLATFORM})
 MESSAGE_SENDERS = frozenset({scopes.PLATFORM})
@@ -37,6 +38,7 @@ class _Target:
     case_id: int
     case_grid: str | None
     case_level: str | None
+    task_state: str = ""     # as it was when the request was checked, before its command ran
 
 
 class ActingCases:
@@ -48,7 +50,7 @@ class ActingCases:
 
     def _target(self, p: Principal, task_id: int) -> _Target:
         query = (sa.select(HumanTask.role, HumanTask.grid_code, HumanTask.unit, HumanTask.agency_level,
-                           Case.id, Case.grid_code, Case.level)
+                           Case.id, Case.grid_code, Case.level, HumanTask.state)
                  .join(Case, Case.id == HumanTask.case_id)
                  .where(HumanTask.id == task_id, scopes.case_scope(p)))
         with self._readers() as session:
@@ -98,19 +100,19 @@ class ActingCases:
 
     def complete(self, p: Principal, task_id: int, data: dict, *, clock: Clock = SYSTEM_CLOCK) -> int:
         target = self._own_task(p, task_id, "complete")
-        self._cases.complete_task(task_id, data, actor=p.user, role=p.role, clock=clock)
+        _raced(target, self._cases.complete_task, task_id, data, actor=p.user, role=p.role, clock=clock)
         return target.case_id
 
     def sign_for(self, p: Principal, task_id: int, *, clock: Clock = SYSTEM_CLOCK) -> int:
         target = self._own_task(p, task_id, "sign for")
-        self._cases.sign_for(task_id, actor=p.user, role=p.role, clock=clock)
+        _raced(target, self._cases.sign_for, task_id, actor=p.user, role=p.role, clock=clock)
         return target.case_id
 
     def return_task(self, p: Principal, task_id: int, reason: str, *, clock: Clock = SYSTEM_CLOCK) -> int:
         if not reason or not reason.strip():
             raise InvalidCommand("a return (退单) needs a reason")
         target = self._own_task(p, task_id, "return")
-        self._cases.return_task(task_id, reason.strip(), actor=p.user, role=p.role, clock=clock)
+        _raced(target, self._cases.return_task, task_id, reason.strip(), actor=p.user, role=p.role, clock=clock)
         return target.case_id
 
     def request_extension(self, p: Principal, task_id: int, days: int, reason: str, *,
@@ -118,18 +120,18 @@ class ActingCases:
         if not reason or not reason.strip():
             raise InvalidCommand("an extension request (延期申请) needs a reason")
         target = self._own_task(p, task_id, "ask an extension for")
-        self._cases.request_extension(task_id, days, reason.strip(), actor=p.user, role=p.role, clock=clock)
+        _raced(target, self._cases.request_extension, task_id, days, reason.strip(), actor=p.user, role=p.role, clock=clock)
         return target.case_id
 
     def decide_extension(self, p: Principal, task_id: int, approve: bool, comment: str = "", *,
                          clock: Clock = SYSTEM_CLOCK) -> int:
         target = self._dispatching_agency(p, task_id, "decide an extension request")
-        self._cases.decide_extension(task_id, approve, actor=p.user, role=p.role, comment=comment, clock=clock)
+        _raced(target, self._cases.decide_extension, task_id, approve, actor=p.user, role=p.role, comment=comment, clock=clock)
         return target.case_id
 
     def remind(self, p: Principal, task_id: int, note: str = "", *, clock: Clock = SYSTEM_CLOCK) -> int:
         target = self._dispatching_agency(p, task_id, "remind (催办)")
-        self._cases.remind(task_id, note, actor=p.user, role=p.role, clock=clock)
+        _raced(target, self._cases.remind, task_id, note, actor=p.user, role=p.role, clock=clock)
         return target.case_id
 
     def supervise(self, p: Principal, case_id: int, card: str, note: str = "", *,
@@ -149,7 +151,7 @@ class ActingCases:
         if not reason or not reason.strip():
             raise InvalidCommand("a refusal needs a reason")
         target = self._own_task(p, task_id, "refuse")
-        self._cases.refuse_task(task_id, reason.strip(), actor=p.user, role=p.role, clock=clock)
+        _raced(target, self._cases.refuse_task, task_id, reason.strip(), actor=p.user, role=p.role, clock=clock)
         return target.case_id
 
     def apply_for_list_change(self, p: Principal, county_code: str, change: dict, *,
@@ -186,6 +188,19 @@ class ActingCases:
         self._visible_case(p, case_id)
         self._cases.send_message(case_id, name, payload, actor=p.user, role=p.role, clock=clock)
         return case_id
+
+
+def _raced(target: _Target, command, task_id, *args, **kwargs) -> None:
+    """Run a task command; a task that was open when the request was checked and is closed when its command
+    reads it was closed by a concurrent command: the request lost a race (a conflict), rather than asking
+    for something the task's state never allowed."""
+    try:
+        command(task_id, *args, **kwargs)
+    except TaskClosed as exc:
+        if target.task_state in OPEN_STATES:
+            raise Conflict(f"{exc}: another command closed it while this one was on its way; nothing of this "
+                           "one was applied") from None
+        raise
 
 
 def _addressee(t: _Target) -> str:

@@ -38,7 +38,7 @@ from engine.definitions.bundle import properties, role_of
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.store.db import utcnow
 from engine.definitions.store import DefinitionStore, LoadedDefinition
-from engine.errors import Conflict, InvalidCommand, NotFound
+from engine.errors import Conflict, InvalidCommand, NotFound, TaskClosed
 from engine.execution.expressions import ExpressionError
 from engine.definitions.forms import check_data, parse_form
 from engine.execution.functions import script_engine
@@ -162,6 +162,7 @@ class CaseService:
                         sub_category=_str_or_none(data.get("sub_category")), urgency=_str_or_none(data.get("urgency")),
                         state="", state_hash="", last_seq=0,
                         last_event_hash=history.GENESIS, pending_timers={}, created_at=now, updated_at=now)
+            _check_lengths(case)
             session.add(case)
             run = _Run(case, loaded, workflow, clock, [], role=role)
             run.status_moves.append([None, initial, "report" if initial == "reported" else initial, key])
@@ -388,7 +389,7 @@ class CaseService:
                 raise InvalidCommand(f"{command} on task {task_id} is for the {acting_role or row.role} role, "
                                      f"not {role}")
             if row.state not in lifecycle.OPEN_STATES:
-                raise InvalidCommand(f"task {task_id} is {row.state}; nothing more can be done with it")
+                raise TaskClosed(f"task {task_id} is {row.state}; nothing more can be done with it")
             run = self._load(session, row.case_id, clock, tasks)
             run.role = role
             status_before = run.case.status
@@ -645,6 +646,15 @@ def _check_payload(data) -> None:
     bad = [k for k in data if not isinstance(k, str) or not k.isidentifier() or k.startswith("_")]
     if bad:
         raise InvalidCommand(f"field names must be identifiers not starting with '_': {bad[:5]}")
+
+
+def _check_lengths(case: Case) -> None:
+    """The matter's fields the case row keeps must fit their columns (PostgreSQL refuses longer text; SQLite
+    would keep it)."""
+    for name in ("title", "grid_code", "category", "sub_category", "urgency"):
+        value, limit = getattr(case, name), Case.__table__.c[name].type.length
+        if value is not None and len(value) > limit:
+            raise InvalidCommand(f"data.{name} is {len(value):,} characters; the limit is {limit}")
 
 
 def _str_or_none(value) -> str | None:

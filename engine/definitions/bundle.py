@@ -13,6 +13,7 @@ import ast
 import copy
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from defusedxml import ElementTree as DefusedET
 from defusedxml.common import DefusedXmlException
@@ -26,9 +27,10 @@ from rules import lifecycles
 from engine.definitions import canonical, feel
 from engine.definitions.forms import FormError, parse_form
 from engine.definitions.problems import DefinitionRejected, Problem, problem
-from engine.execution.expressions import ExpressionError, check_expression, check_script
+from engine.execution.expressions import Evaluator, ExpressionError, check_expression, check_script
 from engine.execution.functions import FUNCTION_NAMES
-from engine.execution.spiff import TIMER_KINDS, GridBpmnParser, TimerValueError, check_timer_literal, literal_kind
+from engine.execution.spiff import (TIMER_KINDS, GridBpmnParser, TimerValueError, check_timer_literal, literal_kind,
+                                    timer_due)
 
 __all__ = ["Bundle", "DefinitionRejected", "Problem", "build", "read_xml"]
 
@@ -403,6 +405,20 @@ def _check_timer(name: str, element, kind: str, text: str) -> list[Problem]:
                         f"{_EXAMPLE[wanted]}) nor an expression ({exc})",
                         f"定时器取值 {text!r} 既不是 ISO-8601 {_ZH_KIND[wanted]}（例如 {_EXAMPLE[wanted]}），"
                         f"也不是合法表达式（{exc}）")]
+    return _timer_literal(name, element, kind, text)
+
+
+def _timer_literal(name, element, kind: str, text: str) -> list[Problem]:
+    """A timer whose expression uses no variable or function has its value now: it is checked as a running
+    timer would check it (engine/execution/spiff.py `timer_due`), so an unbounded one is refused at deploy."""
+    if kind == "timeCycle" or any(isinstance(n, (ast.Name, ast.Call)) for n in ast.walk(ast.parse(text, mode="eval"))):
+        return []
+    try:
+        value = Evaluator().evaluate(text, {})
+        timer_due("duration" if kind == "timeDuration" else "date", value, datetime.now(timezone.utc))
+    except ExpressionError as exc:
+        return [problem(name, _owner_id(element), "timer_value", f"bpmn:{kind} {text[:80]!r} refused: {exc}",
+                        f"bpmn:{kind} {text[:80]!r} 无效：{exc}")]
     return []
 
 

@@ -30,7 +30,15 @@ from SpiffWorkflow.spiff.parser.event_parsers import (
     SpiffStartEventParser,
 )
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+from engine.execution.expressions import ExpressionError
+
+# What a timer's value may be: an ISO-8601 date-time or duration of a few dozen characters, due within ten
+# years of when it is set. Longer texts and farther dates are mistakes or attacks, never deadlines.
+MAX_TIMER_TEXT = 64
+MAX_TIMER_SPAN = timedelta(days=3660)
 
 
 def _now(my_task) -> datetime:
@@ -126,6 +134,35 @@ def _cycle(text: str, now: datetime) -> tuple[int, datetime, timedelta]:
     return count, start, interval
 
 
+def timer_due(kind: str, value, start: datetime, task=None) -> datetime:
+    """When a timer whose expression gave `value` is due: `kind` "duration" counts from `start`, "date" is
+    the date-time itself. Refused (ExpressionError; a task error when `task` is given) unless the text is
+    at most MAX_TIMER_TEXT characters and the time within MAX_TIMER_SPAN of `start`. Deploy checks literal
+    timer values with it, and timers check every value they compute."""
+    text = str(value)
+    try:
+        if len(text) > MAX_TIMER_TEXT:
+            raise ExpressionError(f"a timer value is at most {MAX_TIMER_TEXT} characters, not {len(text):,}")
+        try:
+            if kind == "duration":
+                parsed = TimerEventDefinition.parse_iso_duration(text)
+                due = start + TimerEventDefinition.get_timedelta_from_start(parsed, start)
+            else:
+                due = TimerEventDefinition.get_datetime(text)
+                due = due if due.tzinfo is not None else due.astimezone(timezone.utc)
+        except Exception:   # SpiffWorkflow's parsers raise bare Exception for a text they cannot read
+            raise ExpressionError(f"timer value {text!r} is not an ISO-8601 "
+                                  + ("duration such as P3D or PT48H" if kind == "duration" else "date-time")) from None
+        if abs(due - start) > MAX_TIMER_SPAN:
+            raise ExpressionError(f"timer value {text!r} is due {due.isoformat()}, more than "
+                                  f"{MAX_TIMER_SPAN.days} days from {start.isoformat()}")
+        return due
+    except ExpressionError as exc:
+        if task is None:
+            raise
+        raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
+
+
 class ClockedTimeDate(TimeDateEventDefinition):
     """A timeDate timer that fires strictly after its due time, by the command's clock."""
 
@@ -133,7 +170,7 @@ class ClockedTimeDate(TimeDateEventDefinition):
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             event_value = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            event_value = TimerEventDefinition.get_datetime(str(event_value)).isoformat()
+            event_value = timer_due("date", event_value, _now(my_task), my_task).isoformat()
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.get_datetime(event_value) < _now(my_task):
             my_task._set_internal_data(event_fired=True)
@@ -147,9 +184,7 @@ class ClockedDuration(DurationTimerEventDefinition):
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            parsed = TimerEventDefinition.parse_iso_duration(str(expression))
-            start = _now(my_task)
-            event_value = (start + TimerEventDefinition.get_timedelta_from_start(parsed, start)).isoformat()
+            event_value = timer_due("duration", expression, _now(my_task), my_task).isoformat()
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.get_datetime(event_value) < _now(my_task):
             my_task._set_internal_data(event_fired=True)

@@ -8,12 +8,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 # The database went away or refused the connection (a restart, a failover): adapters answer "retry" to these
 # rather than treating them as defects, without having to know the driver's exception classes.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+# The database refused a value (too long for its column, out of range): the input's fault, not the server's.
+DATABASE_REFUSED = (DataError,)
 
 DEFAULT_URL = "sqlite:///gridflow.db"
 

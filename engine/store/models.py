@@ -429,6 +429,7 @@ class AuditCheckpoint(Base):
     or deleted by someone with database access but not the key no longer matches (docs/audit.md)."""
 
     __tablename__ = "audit_checkpoints"
+    __table_args__ = (sa.UniqueConstraint("seq", name="uq_audit_checkpoints_seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -440,6 +441,8 @@ class AuditCheckpoint(Base):
     heads: Mapped[list] = mapped_column(JSON)
     # Each checkpoint signs the one before it, so removing one from the middle shows.
     prev_signature: Mapped[str | None] = mapped_column(sa.String(64))
+    # Its number in the checkpoints' own chain (1, 2, 3 …), signed since migration 0011.
+    seq: Mapped[int | None] = mapped_column(sa.Integer)
     signature: Mapped[str] = mapped_column(sa.String(64))
 
 
@@ -549,7 +552,30 @@ class SignInEvent(Base):
 
 
 # -- instance migration: plans and moves --
-# (tables of this capability go here)
+
+class CaseMigration(Base):
+    """One move of a case to another version of its definition, with what a revert puts back: the stored
+    state, the timer index entries and the open tasks' element names as they were just before the move.
+    Its `migrated` history event (seq) is the proof; this row is what lets `revert` undo it exactly while
+    the case has not moved on."""
+
+    __tablename__ = "case_migrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id"), index=True)
+    seq: Mapped[int]                              # the `migrated` event
+    from_definition_id: Mapped[int] = mapped_column(sa.ForeignKey("definitions.id"))
+    to_definition_id: Mapped[int] = mapped_column(sa.ForeignKey("definitions.id"), index=True)
+    state_before: Mapped[str] = mapped_column(sa.Text)
+    pending_timers_before: Mapped[dict] = mapped_column(JSON)
+    # [[SpiffWorkflow task id, element id, name]] of the tasks whose element was renamed; [[SpiffWorkflow task
+    # id, element id]] of the pending timers it renamed.
+    tasks_before: Mapped[list] = mapped_column(JSON)
+    timers_before: Mapped[list] = mapped_column(JSON)
+    migrated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    migrated_by: Mapped[str] = mapped_column(sa.String(200))
+    reverted_seq: Mapped[int | None]
+    reverted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # -- performance --

@@ -17,6 +17,7 @@ from api.http.resources import tasks
 from api.http.resources import statistics
 
 # (instance migration: its resource module here)
+from api.http.resources import migrations
 
 BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, definitions.blp, registry.blp,
               catalog.blp, docs.blp, audit.blp, matter_lists.blp]
@@ -24,3 +25,4 @@ BLUEPRINTS = [health.blp, cases.blp, tasks.blp, messages.blp, history.blp, defin
 BLUEPRINTS += [statistics.blp]
 
 # (instance migration: BLUEPRINTS += [...])
+BLUEPRINTS += [migrations.blp]

@@ -18,6 +18,9 @@ from rules.routing import NoRoute
 from api.http.auth import requires
 from api.http.errors import ApiError
 
+# A grid code or a 6/9/12-digit division code (rules/grid_codes.py), as the spec promises.
+AREA_PATTERN = r"^[0-9]{6}([0-9]{3}){0,2}$|^[0-9]{12}[A-Z][0-9]{3}$"
+
 blp = Blueprint("catalog", __name__, url_prefix="/catalog",
                 description="Admission catalog (准入分类目录), negative list (负面清单), routing (分流交办)")
 
@@ -80,9 +83,10 @@ class NegativeListSchema(Schema):
 
 
 class RouteArgs(Schema):
-    sub_category = fields.String(required=True, validate=validate.Length(1, 100))
+    sub_category = fields.String(required=True, validate=validate.OneOf(sorted(routing().sub_categories)),
+                                 metadata={"description": "a sub-category of the routing table in force"})
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
-    area = fields.String(required=True, validate=validate.Length(1, 40),
+    area = fields.String(required=True, validate=validate.Regexp(AREA_PATTERN),
                          metadata={"description": "a grid code, or a county/township/community division code"})
 
 

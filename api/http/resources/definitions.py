@@ -35,6 +35,7 @@ upload_limit(blp, MAX_UPLOAD_BYTES + 64 * 1024)   # plus the multipart framing
 
 class DeployFilesSchema(Schema):
     files = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
+                        validate=validate.Length(min=1),
                         metadata={"description": f"one or more .bpmn/.dmn files (each ≤ {MAX_FILE_BYTES} bytes); "
                                                  "called processes and DMN tables may come along"})
 

@@ -250,7 +250,7 @@ class Grids(MethodView):
         return [_grid_fields(g) for g in grids]
 
 
-@blp.route("/grids/<string(maxlength=40):code>")
+@blp.route("/grids/<grid:code>")
 class GridView(MethodView):
     @requires()
     @blp.arguments(GridArgs, location="query", as_kwargs=True)
@@ -260,7 +260,7 @@ class GridView(MethodView):
         return _grid(current_engine().registry.grid(code, on))
 
 
-@blp.route("/grids/<string(maxlength=40):code>/history")
+@blp.route("/grids/<grid:code>/history")
 class GridHistory(MethodView):
     @requires(*SUPERVISORS)
     @blp.response(200, LineageSchema)
@@ -272,7 +272,7 @@ class GridHistory(MethodView):
                 "filings": [_filing(f) for f in lineage.changes]}
 
 
-@blp.route("/grids/<string(maxlength=40):code>/workers")
+@blp.route("/grids/<grid:code>/workers")
 class GridWorkers(MethodView):
     @requires()
     @blp.arguments(WorkerArgs, location="query", as_kwargs=True)
@@ -292,12 +292,13 @@ class GridWorkers(MethodView):
                 "workers": [_worker(w, full) for w in workers]}
 
 
-@blp.route("/grids/<string(maxlength=40):code>/notice")
+@blp.route("/grids/<grid:code>/notice")
 class GridNotice(MethodView):
     @requires()
     @blp.arguments(NoticeArgs, location="query", as_kwargs=True)
     @blp.response(200, NoticeSchema)
-    @blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}},
+    @blp.doc(responses={"200": {"content": {"application/json": {"schema": NoticeSchema},
+                                            "text/csv": {"schema": {"type": "string"}},
                                             "text/html": {"schema": {"type": "string"}}}}})
     def get(self, code, format):
         """The public notice posted at the grid (条例 §11): name, area, workers' names and phones, duties and
@@ -409,7 +410,7 @@ class Import(MethodView):
                 201 if result.added else 200)
 
 
-@blp.route("/grids/<string(maxlength=40):code>/recode")
+@blp.route("/grids/<grid:code>/recode")
 class Recode(MethodView):
     @requires(ADMIN)
     @blp.arguments(RecodeSchema)
@@ -422,7 +423,7 @@ class Recode(MethodView):
         return _grid(grid), 201, _location(grid.code)
 
 
-@blp.route("/grids/<string(maxlength=40):code>/redraw")
+@blp.route("/grids/<grid:code>/redraw")
 class Redraw(MethodView):
     @requires(ADMIN)
     @blp.arguments(RedrawSchema)
@@ -449,7 +450,7 @@ class Merge(MethodView):
         return _change(change), 201
 
 
-@blp.route("/grids/<string(maxlength=40):code>/split")
+@blp.route("/grids/<grid:code>/split")
 class Split(MethodView):
     @requires(ADMIN)
     @blp.arguments(SplitSchema)
