@@ -208,3 +208,27 @@ def test_the_dossier_downloads_as_html_and_json(setup):
     data = auditor.get(f"/console/audit/cases/{case_id}/dossier.json").get_json()
     assert data["case"]["id"] == case_id and data["chain"]["intact"] and data["replay"]["equal"]
     assert auditor.get(f"/console/audit/cases/{case_id}/dossier.pdf").status_code == 404
+
+
+def test_running_cases_are_planned_and_migrated_with_a_verdict_each(setup):
+    app, engine, case_id, other = setup
+    admin = _client(app, "流程管理员")
+    longer = SOURCE.replace('"P7D"', '"P10D"')
+    assert _files(admin, "/console/admin/deploy", {"grid_matter.bpmn": longer}).status_code == 201
+    listing = admin.get("/console/admin/definitions").get_data(as_text=True)
+    assert "/console/admin/definitions/grid_matter/migrate?from=1&amp;to=2" in listing
+    dry = admin.get("/console/admin/definitions/grid_matter/migrate?from=1&to=2").get_data(as_text=True)
+    rows = re.findall(r'data-case="(\d+)" data-outcome="(\w+)" data-migratable="(\w+)"', dry)
+    assert sorted(rows) == sorted([(str(case_id), "planned", "yes"), (str(other), "planned", "yes")])
+    v1 = engine.definitions.find("grid_matter", 1).id
+    assert {engine.queries.case(c).definition_id for c in (case_id, other)} == {v1}   # a dry run changes nothing
+    assert admin.post("/console/admin/definitions/grid_matter/migrate",
+                      data={"from": 1, "to": 2}).status_code == 400                    # no CSRF token
+    run = admin.post("/console/admin/definitions/grid_matter/migrate",
+                     data={"from": 1, "to": 2, "csrf_token": admin.csrf}).get_data(as_text=True)
+    assert sorted(re.findall(r'data-case="(\d+)" data-outcome="(\w+)"', run)) == \
+        sorted([(str(case_id), "migrated"), (str(other), "migrated")])
+    v2 = engine.definitions.find("grid_matter", 2).id
+    assert {engine.queries.case(c).definition_id for c in (case_id, other)} == {v2}
+    assert _client(app, "纪检组").get("/console/admin/definitions/grid_matter/migrate?from=1&to=2").status_code == 403
+    assert admin.get("/console/admin/definitions/grid_matter/migrate?from=1&to=7").status_code == 404

@@ -204,3 +204,30 @@ def compare(key):
     return render_template("admin/compare.html", key=key, old=old_info, new=new_info, diff=diff, config=config,
                            only_drawing=only_drawing, value=_value, main=main,
                            versions=[i.version for i in store.list(key)])
+
+
+# ---- moving running cases to another version -------------------------------------------------------
+
+def _versions_arg(key: str) -> tuple[int, int]:
+    try:
+        old, new = int(request.values.get("from", "")), int(request.values.get("to", ""))
+    except ValueError:
+        abort(400, description="from and to must be version numbers")
+    _find(key, old), _find(key, new)
+    return old, new
+
+
+@bp.route("/definitions/<string(maxlength=200):key>/migrate", methods=["GET", "POST"])
+@signed_in(ADMIN)
+def migrate(key):
+    """GET: the dry run — every running case of the older version with its verdict (migratable, or why
+    not). POST: the run — each migratable case moved in its own command, with its outcome."""
+    old, new = _versions_arg(key)
+    engine = current_engine()
+    if request.method == "POST":
+        plan = engine.migrations.run(key, old, new, actor=principal().user, role=principal().role,
+                                     clock=current_clock())
+    else:
+        plan = engine.migrations.plan(key, old, new, clock=current_clock())
+    return render_template("admin/migrate.html", key=key, old=old, new=new, plan=plan, counts=plan.counts(),
+                           versions=[i.version for i in engine.definitions.list(key)])
