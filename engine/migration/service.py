@@ -75,7 +75,6 @@ class MigrationService:
         self._cases = cases
         self._definitions = definitions
         self.workers = workers
-        self.relaxed_commit = workers > 1
 
     def _alignment(self, key: str, from_version: int, to_version: int, mapping) -> A.Alignment:
         for name, value in (("--from", from_version), ("--to", to_version)):
@@ -169,10 +168,6 @@ class MigrationService:
         outcome: dict = {}
         try:
             with cases.transaction() as session:
-                if self.relaxed_commit:
-                    # A bulk move need not wait for each commit to reach the disk: a crash can lose only the
-                    # last moves, whole (each case's move is one transaction), and a second run redoes them.
-                    session.execute(sa.text("SET LOCAL synchronous_commit = off"))
                 # The case and its tasks in one statement (the case stays in the session for `_load`).
                 rows = session.execute(sa.select(Case, HumanTask).outerjoin(HumanTask, HumanTask.case_id == Case.id)
                                        .where(Case.id == case_id).order_by(HumanTask.id)).all()
