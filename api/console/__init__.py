@@ -19,6 +19,9 @@ from api.console.pages import cases, dashboard, registry, report, signin, tasks 
 
 BLUEPRINTS = [bp]
 
+from api.console import admin, auditor  # noqa: E402  (the administrators' and auditors' pages)
+BLUEPRINTS += [admin.bp, auditor.bp]
+
 
 def register(app: Flask, *extra_blueprints) -> Flask:
     """Add the console (and any further console blueprints, e.g. the administrators' pages) to `app`."""

@@ -16,7 +16,7 @@ from engine.definitions.problems import problem
 from engine.clock import Clock
 from engine.definitions.diff import DefinitionDiff, compare_versions
 from engine.errors import Conflict, InvalidCommand, NotFound
-from engine.store.models import Definition
+from engine.store.models import Case, Definition
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,15 @@ class DefinitionStore:
             if key:
                 query = query.where(Definition.key == key)
             return [_info(row) for row in session.scalars(query)]
+
+    def case_counts(self, key: str | None = None) -> dict[int, tuple[int, int]]:
+        """Definition id → (running, all) cases pinned to it: what a new version leaves on the old one."""
+        with self._readers() as session:
+            running = sa.func.sum(sa.case((Case.finished_at.is_(None), 1), else_=0))
+            query = sa.select(Case.definition_id, running, sa.func.count()).group_by(Case.definition_id)
+            if key:
+                query = query.where(Case.process_key == key)
+            return {did: (int(open_ or 0), int(total)) for did, open_, total in session.execute(query)}
 
     def find(self, key: str, version: int | None = None, session=None) -> DefinitionInfo:
         """The named version, or the latest; pass the command's `session` to read inside its transaction."""
