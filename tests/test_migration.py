@@ -15,11 +15,12 @@ from engine.execution.spiff import SERIALIZER
 from engine.deadlines.timers import waiting_timers
 from engine.store.models import Case, CaseMigration, HistoryEvent, HumanTask, Timer
 from tests.conftest import PROCESSES, T0
+from tests.conftest import registered
 from tests.test_cases import Walk
 
 BASE = (PROCESSES / "grid_matter.bpmn").read_text()
 HANDLE_FORM = 'value="result:str, final?:bool"'
-VERIFY_FORM = 'value="verified:bool, within_authority:bool, reason?:str"'
+VERIFY_FORM = 'value="verified:bool, within_authority:bool, reason?:str, sub_category?:str"'
 DEADLINE = '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">handling_due</bpmn:timeDate>'
 
 
@@ -82,6 +83,7 @@ def sqlite_engine(tmp_path):
 
 @pytest.fixture
 def v1(sqlite_engine, clock):
+    registered(sqlite_engine, clock)
     deploy(sqlite_engine, BASE, clock)
     return sqlite_engine
 
@@ -337,6 +339,7 @@ def test_migrate_and_complete_at_once_exactly_one_wins(pg_url, clock):
     from engine.service import Engine
     engine = Engine(pg_url)
     try:
+        registered(engine, clock)
         deploy(engine, BASE, clock)
         walks = [reported(engine, clock) for _ in range(12)]
         deploy(engine, OPTIONAL_FIELD, clock)
@@ -404,6 +407,7 @@ def test_cli_db_upgrade_plan_run_revert(tmp_path):
     assert hint.exit_code == 2 and "gridflow db upgrade" in hint.output
     (tmp_path / "v2.bpmn").write_text(REQUIRED_FIELD)
     (tmp_path / "v1.bpmn").write_text(BASE)
+    cli("registry", "sample")
     cli("deploy", str(tmp_path / "v1.bpmn"))
     cli("case", "start", "grid_matter", "--data", '{"title": "路灯", "grid_code": "410702001001U001"}')
     cli("deploy", str(tmp_path / "v2.bpmn"))
@@ -477,10 +481,11 @@ SUBPROCESS_LANES = """<bpmn:laneSet id="ls"><bpmn:lane id="l1" name="网格员 (
 def test_a_case_inside_a_subprocess_is_refused_in_plan_and_run(sqlite_engine, clock):
     from tests.test_definitions import tiny
     engine = sqlite_engine
+    registered(engine, clock)
     for name in ("A", "B"):
         engine.definitions.deploy({"s.bpmn": tiny(SUBPROCESS.format(name=name), "subby", SUBPROCESS_LANES)},
                                   "admin", clock)
-    case_id = engine.cases.start("subby", {"title": "x"}, actor="w", role="grid_worker", clock=clock, version=1)
+    case_id = engine.cases.start("subby", {"title": "x", "grid_code": "410702001001U001"}, actor="w", role="grid_worker", clock=clock, version=1)
     assert codes(engine.migrations.plan("subby", 1, 2, clock=clock), case_id) == ["subprocess"]
     run = engine.migrations.run("subby", 1, 2, actor="admin", clock=clock)
     assert verdict_of(run, case_id).outcome == "refused" and codes(run, case_id) == ["subprocess"]
