@@ -38,7 +38,7 @@ from api.http.app import create_app  # noqa: E402
 from api.http.auth import issue_token  # noqa: E402
 from engine.access.scopes import Principal  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
-from engine.definitions.bundle import properties  # noqa: E402
+from engine.definitions.status_paths import properties  # noqa: E402
 from engine.definitions.forms import parse_form  # noqa: E402
 from engine.execution.functions import script_engine  # noqa: E402
 from engine.execution.spiff import SERIALIZER, GridBpmnParser  # noqa: E402

@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.clock import FixedClock
 from engine.execution.functions import script_engine
 from rules.calendar import WorkCalendar
-from engine.definitions.bundle import properties
+from engine.definitions.status_paths import properties
 from engine.definitions.forms import parse_form
 from engine.store.models import Case
 from engine.service import Engine

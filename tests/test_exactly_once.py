@@ -24,7 +24,7 @@ from engine.service import Engine
 from engine.store.models import Case, IdempotencyRecord
 
 from .api_fixtures import GRID, JWT_KEY, bearer, make_api
-from .conftest import T0, grid_matter_upload
+from .conftest import T0, grid_matter_upload, registered
 
 ROOT = Path(__file__).resolve().parent.parent
 START = {"process_key": "grid_matter", "data": {"title": "井盖缺失", "grid_code": GRID}}
@@ -66,6 +66,7 @@ def _count(engine, model, *where) -> int:
 def test_a_worker_killed_after_the_commit_is_answered_on_retry_from_what_it_committed(tmp_path):
     url = f"sqlite:///{tmp_path / 'gridflow.db'}"
     engine = Engine(url)
+    registered(engine, FixedClock(T0))
     engine.definitions.deploy(grid_matter_upload(), "admin", FixedClock(T0))
     port = _free_port()
     env = {**os.environ, "GRIDFLOW_DATABASE_URL": url, "GRIDFLOW_JWT_KEY": JWT_KEY,
@@ -105,11 +106,11 @@ def test_a_request_that_never_committed_leaves_no_record_and_its_retry_runs(depl
     store = deployed.idempotency
     with store.pending("worker", "k-1", "f" * 64, clock):
         with pytest.raises(InvalidCommand):   # refused inside its transaction: nothing committed
-            deployed.cases.start("grid_matter", {"title": "x", "sub_category": "no-such-kind"}, actor="w",
+            deployed.cases.start("grid_matter", {"title": "x", "grid_code": GRID, "sub_category": "no-such-kind"}, actor="w",
                                  role="grid_worker", clock=clock)
     assert store.lookup("worker", "k-1", "f" * 64) is None
     with store.pending("worker", "k-1", "f" * 64, clock) as claim:
-        case_id = deployed.cases.start("grid_matter", {"title": "x"}, actor="w", role="grid_worker", clock=clock)
+        case_id = deployed.cases.start("grid_matter", {"title": "x", "grid_code": GRID}, actor="w", role="grid_worker", clock=clock)
     assert claim.recorded and claim.case_id == case_id
     replay = store.lookup("worker", "k-1", "f" * 64)
     assert replay.status_code is None and replay.case_id == case_id
@@ -118,11 +119,11 @@ def test_a_request_that_never_committed_leaves_no_record_and_its_retry_runs(depl
 def test_a_second_commit_with_the_key_is_rolled_back_and_its_409_says_why(deployed, clock):
     store = deployed.idempotency
     with store.pending("grid_worker:w", "dup", "0" * 64, clock):
-        deployed.cases.start("grid_matter", {"title": "y"}, actor="w", role="grid_worker", clock=clock)
+        deployed.cases.start("grid_matter", {"title": "y", "grid_code": GRID}, actor="w", role="grid_worker", clock=clock)
     # Another request with the key got past its look-up before the first committed: its commit is refused.
     with pytest.raises(KeyInFlight, match="retry shortly"):
         with store.pending("grid_worker:w", "dup", "0" * 64, clock):
-            deployed.cases.start("grid_matter", {"title": "y"}, actor="w", role="grid_worker", clock=clock)
+            deployed.cases.start("grid_matter", {"title": "y", "grid_code": GRID}, actor="w", role="grid_worker", clock=clock)
     assert _count(deployed, Case) == 1
     error = from_engine(KeyInFlight("x"))
     assert error.status == 409 and error.code == "conflict"

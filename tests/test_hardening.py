@@ -15,7 +15,7 @@ from engine.execution.spiff import timer_due
 from engine.audit.trail import AuditKeyError, Witness, read_witness, witness_path
 
 from .api_fixtures import GRID, JWT_KEY, api, make_api  # noqa: F401  (fixture)
-from .conftest import T0, grid_matter_upload
+from .conftest import T0, grid_matter_upload, registered
 from .test_cases import Walk
 from .test_audit import _case, _rehash, _sql, key  # noqa: F401  (fixture)
 
@@ -119,6 +119,7 @@ def test_spec_and_server_agree_on_merge_notice_and_routing(api):
 
 
 def test_a_timer_value_computed_out_of_bounds_refuses_the_command(engine, clock):
+    registered(engine, clock)
     engine.definitions.deploy(_with_timer('"P" + summary + "D"'), "admin", clock)  # not a literal: deploys
     walk = Walk(engine, clock).dispatched()
     walk.sign().do("handle", result="ok").do("check_result", passed=True)

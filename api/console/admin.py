@@ -14,7 +14,7 @@ from flask import Blueprint, abort, jsonify, render_template, request, url_for
 
 from engine.access import scopes
 from engine.definitions import bundle as bundles
-from engine.definitions.bundle import MAX_FILE_BYTES, ROLES
+from engine.definitions.reading import MAX_FILE_BYTES, ROLES
 from engine.definitions.problems import DefinitionRejected
 from rules import list_change, status as statuses
 

@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from engine.definitions.bundle import properties
+from engine.definitions.status_paths import properties
 from engine.definitions.forms import FormError, parse_form
 
 _COMPARED = re.compile(r"""\b([A-Za-z_][A-Za-z0-9_]*)\s*==\s*["']([^"']+)["']""")

@@ -35,7 +35,7 @@ from engine.cases import history
 from engine.cases.intake import MAX_ASSISTING_UNITS, RegistryChecks
 from engine.delivery import outbox
 from engine.deadlines import timers
-from engine.definitions.bundle import properties, role_of
+from engine.definitions.status_paths import properties, role_of
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.store.db import utcnow
 from engine.definitions.store import DefinitionStore, LoadedDefinition

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from engine.definitions.bundle import BPMN_NS, SPIFF_NS, is_dmn, read_xml
+from engine.definitions.reading import BPMN_NS, SPIFF_NS, is_dmn, read_xml
 from engine.definitions.canonical import DEFAULTS, NAMES_LOOKED_UP, TOOL_ATTRIBUTES, forms
 from engine.definitions.forms import FormError, parse_form
 

@@ -11,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.definitions import bundle as bundles
 from engine.definitions import canonical
-from engine.definitions.bundle import NS, Bundle, DefinitionRejected, Problem
+from engine.definitions.bundle import Bundle
+from engine.definitions.problems import DefinitionRejected, Problem
+from engine.definitions.reading import NS
 from engine.definitions.problems import problem
 from engine.clock import Clock
 from engine.definitions.diff import DefinitionDiff, compare_versions

@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.util.diff import SpecDiff
 
-from engine.definitions.bundle import properties
+from engine.definitions.status_paths import properties
 from engine.definitions.forms import FormError, parse_form
 from engine.errors import InvalidCommand
 from engine.execution.spiff import SERIALIZER, event_definitions

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from rules.calendar import BEIJING, UnknownYear
 from rules.time_limits import UnknownSubCategory
 
-from engine.definitions.bundle import properties
+from engine.definitions.status_paths import properties
 from engine.store.models import CalendarVersion, StatFact
 
 # Statuses a handling round ends in for the clock: an overdue span ends here.

@@ -12,7 +12,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from engine.access import scopes
-from engine.definitions.bundle import MAX_FILE_BYTES, DefinitionRejected
+from engine.definitions.problems import DefinitionRejected
+from engine.definitions.reading import MAX_FILE_BYTES
 from engine.clock import SYSTEM_CLOCK
 
 from api.http.auth import current_principal, requires
