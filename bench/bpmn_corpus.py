@@ -27,12 +27,16 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 SUFFIXES = (".bpmn", ".dmn", ".bpmn2")
 # Problems about a whole file, which have no element to name.
 FILE_LEVEL = frozenset({"file_too_large", "unsafe_xml", "malformed_xml", "not_utf8", "nothing_to_deploy",
                         "no_executable_process", "not_bpmn", "no_decision", "call_target_missing"})
+# Run-time starts are reports: each names a grid in force in the sample registry, which the template holds.
+GRID = "410702001001U001"
+T0 = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
 CATEGORIES = ("accepted", "refused_clear", "refused_unclear", "runtime_failure", "traceback", "hang")
 
 
@@ -63,12 +67,11 @@ def _one(path: str, template: str, workdir: str) -> dict:
     from engine.definitions.bundle import DefinitionRejected
     from engine.errors import EngineError
     from engine.service import Engine
-    from datetime import datetime, timezone
 
     db = os.path.join(workdir, "one.db")
     shutil.copyfile(template, db)
     engine = Engine(f"sqlite:///{db}", migrate=False)
-    clock = FixedClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    clock = FixedClock(T0)
     name = os.path.basename(path)
     try:
         data = Path(path).read_bytes()
@@ -93,7 +96,7 @@ def _one(path: str, template: str, workdir: str) -> dict:
             if outcome.kind != "process":
                 continue
             try:
-                engine.cases.start(outcome.key, {}, actor="bench", role="grid_worker", clock=clock)
+                engine.cases.start(outcome.key, {"grid_code": GRID}, actor="bench", role="grid_worker", clock=clock)
             except EngineError as exc:
                 return {"category": "runtime_failure", "detail": f"{outcome.key}: {exc}"}
             except Exception:
@@ -113,9 +116,15 @@ def _worker(jobs, results, template):
 
 
 def _template() -> str:
+    """A migrated database holding the sample registry (grids in force, units), copied for each file."""
+    from engine.clock import FixedClock
     from engine.service import Engine
     path = os.path.join(tempfile.mkdtemp(prefix="corpus-template-"), "template.db")
-    Engine(f"sqlite:///{path}").close()
+    engine = Engine(f"sqlite:///{path}")
+    try:
+        engine.registry.load_sample("bench", clock=FixedClock(T0))
+    finally:
+        engine.close()
     return path
 
 

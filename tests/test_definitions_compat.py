@@ -11,10 +11,12 @@ from engine.definitions.diff import compare_files
 from engine.definitions.feel import FeelError, input_cell
 from engine.errors import InvalidCommand
 from engine.store.models import Case, HistoryEvent, HumanTask
-from tests.conftest import PROCESSES, grid_matter_upload
+from tests.conftest import PROCESSES, grid_matter_upload, registered
 from tests.test_definitions import BPMN_HEAD, LANE, USER_TASK, rejected, tiny
 
 GRID_MATTER = (PROCESSES / "grid_matter.bpmn").read_text()
+# A report names a grid in force in the sample registry (conftest.registered loads it).
+REPORT = {"grid_code": "410702001001U001"}
 
 
 def modeler_resave(text: str) -> str:
@@ -100,8 +102,9 @@ def _timer_process(definition: str, event: str = "intermediateCatchEvent", pid: 
     ("<bpmn:timeDate>2026-11-03T09:00:00+08:00</bpmn:timeDate>", timedelta(hours=24)),
 ])
 def test_an_unquoted_iso_literal_is_a_literal_and_the_case_starts(engine, clock, definition, due):
+    registered(engine, clock)
     engine.definitions.deploy({"t.bpmn": _timer_process(definition)}, "a", clock)
-    case_id = engine.cases.start("timed", {}, actor="a", role="grid_worker", clock=clock)
+    case_id = engine.cases.start("timed", dict(REPORT), actor="a", role="grid_worker", clock=clock)
     [(element, due_at)] = [(t.element_id, t.due_at) for t in engine.timers.pending(case_id)]
     assert (element, due_at) == ("wait", clock.now() + due)
     clock.set(due_at + timedelta(seconds=1))
@@ -145,8 +148,9 @@ REMINDER = f"""{BPMN_HEAD}
 
 
 def test_a_cycle_timer_reminds_on_schedule_without_making_the_task_overdue(engine, clock):
+    registered(engine, clock)
     engine.definitions.deploy({"remind.bpmn": REMINDER.encode()}, "a", clock)
-    case_id = engine.cases.start("remind", {}, actor="a", role="responsible_unit", clock=clock)
+    case_id = engine.cases.start("remind", dict(REPORT), actor="a", role="responsible_unit", clock=clock)
     started = clock.now()
     [(_, due)] = [(t.element_id, t.due_at) for t in engine.timers.pending(case_id)]
     assert due == started + timedelta(hours=10)
@@ -207,16 +211,18 @@ def test_a_loop_without_a_bound_is_refused_and_one_with_a_counter_runs(engine, c
     [problem] = rejected(engine, clock, {"l.bpmn": _loop("x = 1", "x == 1")}).problems
     assert (problem.file, problem.element_id, problem.code) == ("l.bpmn", "more", "unbounded_loop")
     assert "again" in problem.en and "max_returns" in problem.en and problem.zh
+    registered(engine, clock)
     engine.definitions.deploy({"l.bpmn": _loop("n = n + 1", "n &lt; 5")}, "a", clock)
-    case_id = engine.cases.start("looping", {}, actor="a", role="grid_worker", clock=clock)
+    case_id = engine.cases.start("looping", dict(REPORT), actor="a", role="grid_worker", clock=clock)
     assert case_row(engine, case_id)[1] is not None
 
 
 def test_a_command_past_the_step_budget_is_refused_with_nothing_committed(engine, clock):
     # The counter is there, but its condition never lets the loop end: only the run-time budget sees it.
+    registered(engine, clock)
     engine.definitions.deploy({"l.bpmn": _loop("n = n + 1", "n &gt; -1")}, "a", clock)
     with pytest.raises(InvalidCommand, match="engine steps in one command"):
-        engine.cases.start("looping", {}, actor="a", role="grid_worker", clock=clock)
+        engine.cases.start("looping", dict(REPORT), actor="a", role="grid_worker", clock=clock)
     with engine.sessions() as session:
         assert session.query(Case).count() == 0 and session.query(HistoryEvent).count() == 0
 
@@ -341,8 +347,9 @@ SAFE = """<?xml version="1.0" encoding="UTF-8"?>
 def test_documentation_data_artifacts_links_and_message_tasks_are_accepted_and_run(engine, clock):
     uploads = {"safe.bpmn": SAFE.encode()}
     assert engine.definitions.check(uploads) == []
+    registered(engine, clock)
     engine.definitions.deploy(uploads, "a", clock)
-    case_id = engine.cases.start("safe", {}, actor="a", role="grid_worker", clock=clock)
+    case_id = engine.cases.start("safe", dict(REPORT), actor="a", role="grid_worker", clock=clock)
     for _ in range(3):   # the user task, then the two instances of the bounded multi-instance task
         [(task_id, element, _)] = [t for t in tasks(engine, case_id) if t[2] == "offered"]
         engine.cases.complete_task(task_id, {}, actor="w", role="grid_worker", clock=clock)
@@ -411,6 +418,7 @@ def test_feel_cells_are_translated():
 @pytest.mark.parametrize("data, unit", [({"kind": "road", "size": 3}, "城管"), ({"kind": "park", "size": 12}, "住建"),
                                         ({"kind": "water", "size": 12}, "水务"), ({"kind": "road", "size": 7}, "水务")])
 def test_a_decision_deployed_alone_is_stored_and_called_later_with_feel_cells(engine, clock, data, unit):
+    registered(engine, clock)
     [outcome] = engine.definitions.deploy({"route.dmn": DMN.encode()}, "a", clock)
     assert (outcome.key, outcome.kind, outcome.version) == ("route", "decision", 1)
     assert str(outcome).startswith("decision route: deployed as version 1")
@@ -418,7 +426,7 @@ def test_a_decision_deployed_alone_is_stored_and_called_later_with_feel_cells(en
         engine.cases.start("route", {}, actor="a", role="grid_worker", clock=clock)
     engine.definitions.deploy({"p.bpmn": tiny(RULE_TASK)}, "a", clock)
     assert sorted(engine.definitions.files(engine.definitions.find("tiny").id)) == ["p.bpmn", "route.dmn"]
-    case_id = engine.cases.start("tiny", data, actor="a", role="grid_worker", clock=clock)
+    case_id = engine.cases.start("tiny", {**REPORT, **data}, actor="a", role="grid_worker", clock=clock)
     with engine.sessions() as session:
         assert session.get(Case, case_id).unit == unit
 
