@@ -18,7 +18,7 @@ from api.http.app import create_app
 from engine.clock import FixedClock
 
 from .api_fixtures import GRID, OTHER_GRID, UNIT
-from .conftest import T0, grid_matter_upload
+from .conftest import T0, grid_matter_upload, registered
 
 PASSWORD = "console-pass-123"
 SECRET = "console-test-secret-0123456789abcdef0123"
@@ -44,6 +44,7 @@ def add_accounts(engine) -> None:
 
 def console_app(engine, clock=None, **config):
     clock = clock or FixedClock(T0)
+    registered(engine, clock)   # reports name grids in force, dispatches name registered units
     engine.definitions.deploy(grid_matter_upload(), "admin", clock)
     add_accounts(engine)
     return console.register(create_app(engine, {"GRIDFLOW_CLOCK": clock, "GRIDFLOW_CONSOLE_SECRET": SECRET,
@@ -118,9 +119,20 @@ class Browser:
         """Click something that leads to another page, and wait for that page."""
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
+        from selenium.common.exceptions import WebDriverException
         page = self.find("html")
         self.find(css).click()
-        WebDriverWait(self.driver, 15).until(ec.staleness_of(page))
+
+        def gone(_driver):
+            # Chromium may answer for a page being torn down with "Node with given id does not belong
+            # to the document" instead of a stale reference: either way the old page is gone.
+            try:
+                return ec.staleness_of(page)(_driver)
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+        WebDriverWait(self.driver, 15).until(gone)
         self.wait_for("body")
         self._collect()
         return self

@@ -196,6 +196,22 @@ def test_a_worker_cannot_open_another_grids_case(console):
     assert console.engine.queries.case(case_id).status == "reported"  # nothing was done
 
 
+def test_the_verify_form_offers_the_catalogs_sub_categories(console):
+    """Intake needs a sub-category by registration; verify may set or correct it, so its form offers the
+    admission catalog's codes (with their names) instead of asking a user to know them."""
+    from rules.catalog import shipped_catalog
+    console.sign_in("王网格")
+    case_id = console.report()
+    page = console.client.get(f"/console/tasks/{console.task_of(case_id, 'verify_register')}").text
+    assert 'name="field_sub_category" list="field_sub_category_choices"' in page
+    offered = re.findall(r'<datalist id="field_sub_category_choices">(.*?)</datalist>', page, re.S)[0]
+    assert re.findall(r'value="([^"]+)"', offered) == list(shipped_catalog().codes)
+    assert 'value="road_lighting" label="' in offered
+    console.complete(case_id, "verify_register", verified=True, within_authority=False,
+                     sub_category="road_lighting")
+    assert console.engine.queries.case(case_id).status != "reported"
+
+
 def test_a_unit_sees_masked_data_and_an_agency_unmasked_with_the_read_logged(console):
     case_id = console.dispatched()
     console.sign_in("区城管局")

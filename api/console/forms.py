@@ -1,6 +1,7 @@
 """A human task's form as the definition declares it (`form="name:type, opt?:type"`), turned into HTML
 controls and back into the data the command takes. Values a string field is compared with in the
-diagram's conditions (`decision == "file"`) are offered as choices."""
+diagram's conditions (`decision == "file"`) are offered as choices, and a `sub_category` field offers the
+admission catalog's sub-categories (条例 §12), which intake requires by the time a matter is registered."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from engine.definitions.status_paths import properties
 from engine.definitions.forms import FormError, parse_form
+from rules.catalog import shipped_catalog
 
 _COMPARED = re.compile(r"""\b([A-Za-z_][A-Za-z0-9_]*)\s*==\s*["']([^"']+)["']""")
 
@@ -19,6 +21,7 @@ class Control:
     type: str          # str, bool, int, list, dict
     required: bool
     choices: tuple[str, ...]
+    labels: tuple[str, ...] = ()   # a name per choice, when the choices are codes
 
 
 class FormInputError(ValueError):
@@ -38,7 +41,14 @@ def controls(loaded, element_id: str, diagram: str | None = None) -> list[Contro
     compared: dict[str, set] = {}
     for name, value in _COMPARED.findall(diagram or ""):
         compared.setdefault(name, set()).add(value)
-    return [Control(f.name, f.type, f.required, tuple(sorted(compared.get(f.name, ())))) for f in fields]
+    return [_catalog_control(f) if f.name == "sub_category" and f.type == "str" else
+            Control(f.name, f.type, f.required, tuple(sorted(compared.get(f.name, ())))) for f in fields]
+
+
+def _catalog_control(field) -> Control:
+    subs = tuple(shipped_catalog().sub_categories.values())
+    return Control(field.name, field.type, field.required, tuple(s.code for s in subs),
+                   tuple(f"{s.category} · {s.name}" for s in subs))
 
 
 def read(controls_: list[Control], form) -> dict:

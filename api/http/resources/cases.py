@@ -62,7 +62,7 @@ class Cases(MethodView):
 
 def _figure_cases(principal, figure, grid, unit, category, statistic):
     if figure is None or not statistic.get("period_start") or not statistic.get("period_end"):
-        raise ApiError(422, "validation_failed", "统计明细须同时提供指标和统计期",
+        raise ApiError(422, "incomplete_figure_query", "统计明细须同时提供指标和统计期",
                        "the cases behind a figure need figure, period_start and period_end")
     drill = {"figure": figure, "grid": grid, "unit": unit, "category": category, **statistic}
     drill.setdefault("as_of", current_clock().now())

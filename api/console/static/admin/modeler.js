@@ -434,8 +434,25 @@
     return sel.length === 1 ? sel[0] : null;
   }
 
+  // A multi-instance task names its collection by a process variable (SpiffWorkflow reads
+  // loopDataInputRef / loopDataOutputRef as variable names), not by the id of a data element, so
+  // bpmn-moddle finds nothing to resolve, warns and would drop the name on save. Keep the name: a
+  // stand-in data element with that id is written back as the same text.
+  var VARIABLE_REFS = { loopDataInputRef: 'bpmn:DataInput', loopDataOutputRef: 'bpmn:DataOutput' };
+
+  function keepVariableRefs(warnings) {
+    var moddle = svc('moddle');
+    return (warnings || []).filter(function (w) {
+      var name = String(w.property || '').replace(/^bpmn:/, '');
+      if (!VARIABLE_REFS[name] || !w.element || !w.value) { return true; }
+      w.element.set(name, moddle.create(VARIABLE_REFS[name], { id: w.value }));
+      return false;
+    });
+  }
+
   function openXml(xml) {
     return state.modeler.importXML(xml).then(function (result) {
+      result.warnings = keepVariableRefs(result.warnings);
       svc('canvas').zoom('fit-viewport');
       clearProblems();
       renderForm(null);
