@@ -35,6 +35,13 @@ class GridCodeConverter(BaseConverter):
     regex = r"[0-9]{12}[A-Z][0-9]{3}"
 
 
+class ProcessKeyConverter(BaseConverter):
+    """A definition's key in a path (its process id). `check` is not a key but the resource that runs the deploy
+    checks, so `/definitions/check` answers for POST alone and is not also read as a definition."""
+
+    regex = r"(?!check(?![^/]))[^/]{1,200}"
+
+
 def _field_values_property(self, field, **kwargs) -> dict:
     if isinstance(field, FieldValues):
         from engine.cases.commands import MAX_PAYLOAD_KEYS
@@ -84,6 +91,7 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
     app.json.sort_keys = False
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["grid"] = GridCodeConverter
+    app.url_map.converters["process_key"] = ProcessKeyConverter
     app.url_map.strict_slashes = False
 
     if engine is None:
@@ -94,6 +102,8 @@ def create_app(engine: Engine | None = None, config: dict | None = None) -> Flas
     api = GridFlowApi(app)
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     api.register_converter(GridCodeConverter, lambda _: {"type": "string", "pattern": f"^{GridCodeConverter.regex}$"})
+    api.register_converter(ProcessKeyConverter, lambda _: {"type": "string", "maxLength": 200,
+                                                           "pattern": r"^(?!check$)[^/]+$"})
     api.ma_plugin.converter.add_attribute_function(_field_values_property)
     from api.http.resources import BLUEPRINTS
     for blueprint in BLUEPRINTS:

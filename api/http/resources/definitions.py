@@ -199,7 +199,7 @@ class DefinitionCheck(MethodView):
         return {"ok": not problems, "problems": [p.as_dict() for p in problems]}
 
 
-@blp.route("/<string(maxlength=200):key>")
+@blp.route("/<process_key:key>")
 class DefinitionVersions(MethodView):
     @requires(*READERS)
     @blp.response(200, VersionListSchema)
@@ -212,7 +212,7 @@ class DefinitionVersions(MethodView):
         return {"key": key, "versions": [_version(info) for info in versions]}
 
 
-@blp.route("/<string(maxlength=200):key>/versions/<int:version>")
+@blp.route("/<process_key:key>/versions/<int:version>")
 class DefinitionVersion(MethodView):
     @requires(*READERS)
     @blp.response(200, DefinitionVersionSchema)
@@ -222,7 +222,7 @@ class DefinitionVersion(MethodView):
         return _version(info, current_engine().definitions.files(info.id))
 
 
-@blp.route("/<string(maxlength=200):key>/versions/<int:version>/files/<path:filename>")
+@blp.route("/<process_key:key>/versions/<int:version>/files/<path:filename>")
 class DefinitionFile(MethodView):
     @requires(*READERS)
     @blp.doc(responses={"200": {"description": "the file as deployed",
@@ -238,7 +238,7 @@ class DefinitionFile(MethodView):
                         headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(filename, safe='')}"})
 
 
-@blp.route("/<string(maxlength=200):key>/compare")
+@blp.route("/<process_key:key>/compare")
 class DefinitionCompare(MethodView):
     @requires(*READERS)
     @blp.arguments(CompareArgs, location="query", as_kwargs=True)
