@@ -168,32 +168,31 @@ def timer_due(kind: str, value, start: datetime, task=None) -> datetime:
         raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
 
 
+def _fired_once_due(my_task, expression: str, kind: str) -> bool:
+    """A date or duration timer: its due time fixed (and bounded) the first time it is reached, by the command's
+    clock; fired strictly after it."""
+    event_value = my_task._get_internal_data("event_value")
+    if event_value is None:
+        value = my_task.workflow.script_engine.evaluate(my_task, expression)
+        event_value = timer_due(kind, value, _now(my_task), my_task).isoformat()
+        my_task._set_internal_data(event_value=event_value)
+    if TimerEventDefinition.get_datetime(event_value) < _now(my_task):
+        my_task._set_internal_data(event_fired=True)
+    return my_task._get_internal_data("event_fired", False)
+
+
 class ClockedTimeDate(TimeDateEventDefinition):
     """A timeDate timer that fires strictly after its due time, by the command's clock."""
 
     def has_fired(self, my_task):
-        event_value = my_task._get_internal_data("event_value")
-        if event_value is None:
-            event_value = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            event_value = timer_due("date", event_value, _now(my_task), my_task).isoformat()
-            my_task._set_internal_data(event_value=event_value)
-        if TimerEventDefinition.get_datetime(event_value) < _now(my_task):
-            my_task._set_internal_data(event_fired=True)
-        return my_task._get_internal_data("event_fired", False)
+        return _fired_once_due(my_task, self.expression, "date")
 
 
 class ClockedDuration(DurationTimerEventDefinition):
     """A timeDuration timer whose start is the command's clock time when the timer is first reached."""
 
     def has_fired(self, my_task):
-        event_value = my_task._get_internal_data("event_value")
-        if event_value is None:
-            expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            event_value = timer_due("duration", expression, _now(my_task), my_task).isoformat()
-            my_task._set_internal_data(event_value=event_value)
-        if TimerEventDefinition.get_datetime(event_value) < _now(my_task):
-            my_task._set_internal_data(event_fired=True)
-        return my_task._get_internal_data("event_fired", False)
+        return _fired_once_due(my_task, self.expression, "duration")
 
 
 class ClockedCycle(CycleTimerEventDefinition):
